@@ -1,0 +1,61 @@
+"""The shared smoke harness: every script runs for a few hundred steps as a subprocess.
+
+Each row is (script, tiny CLI arguments, TensorBoard tags that must be logged, whether a
+`--save-model` file must exist). A row checks exit status 0, the tags in the run directory's
+event file and, when asked, that the saved model file loads with `weights_only=True` and holds
+the state dict and the Args. Adding a script means adding a row.
+"""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import read_scalars, run_script
+
+PPO_TAGS = {
+    "charts/episodic_return",
+    "charts/episodic_length",
+    "charts/SPS",
+    "charts/learning_rate",
+    "losses/policy_loss",
+    "losses/value_loss",
+    "losses/entropy",
+    "losses/approx_kl",
+    "losses/clipfrac",
+    "losses/explained_variance",
+    "eval/episodic_return",
+}
+
+ROWS = [
+    pytest.param(
+        "ppo_discrete.py",
+        ["--env-id", "CartPole-v1", "--total-timesteps", "2048", "--save-model", "--eval-episodes", "2"],
+        PPO_TAGS,
+        True,
+        id="ppo-cartpole",
+    ),
+    pytest.param(
+        "ppo_discrete.py",
+        ["--env-id", "Acrobot-v1", "--num-envs", "1", "--num-steps", "512", "--total-timesteps", "1024"],
+        PPO_TAGS - {"eval/episodic_return"},
+        False,
+        id="ppo-acrobot-single-env",
+    ),
+]
+
+
+@pytest.mark.parametrize("script,args,tags,saves_model", ROWS)
+def test_smoke(script, args, tags, saves_model, tmp_path: Path):
+    result = run_script(script, args, cwd=tmp_path)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    run_dirs = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    assert len(run_dirs) == 1, run_dirs
+    logged = set(read_scalars(run_dirs[0]))
+    assert tags <= logged, f"missing tags: {sorted(tags - logged)}"
+    model_files = list(run_dirs[0].glob("*.pt"))
+    if saves_model:
+        assert model_files, "no model file written"
+        checkpoint = torch.load(model_files[0], map_location="cpu", weights_only=True)
+        assert checkpoint["model"] and all(isinstance(v, torch.Tensor) for v in checkpoint["model"].values())
+        assert checkpoint["args"]["exp_name"] == Path(script).stem
