@@ -15,7 +15,7 @@ Usage:
 
 How it works: the parent process owns one model in shared memory (`share_memory()`) and, by
 default, a `SharedAdam` whose step counts and moments are in shared memory too. Each of the
-`--num-processes` training workers (started with the "spawn" method, one torch thread each)
+`--num-processes` training workers (started by a fork server, or spawned, never forked from this process; one torch thread each)
 copies the shared weights into a local model, plays up to `--num-steps` steps of its own env,
 computes the A3C loss, and writes its gradients into the shared parameters and steps the
 optimizer without any lock (Hogwild!). A shared counter of env steps ends the run at
@@ -38,7 +38,7 @@ Departures from the articles:
   update as `torch.optim.Adam`); gradients are copied into the shared parameters explicitly on
   every update (torch 2.x `zero_grad()` sets them to None, which breaks the article's trick of
   pointing the shared `.grad` at the local one once);
-- the "spawn" start method and `torch.set_num_threads(1)` inside each worker (setting
+- the "forkserver" start method ("spawn" where there is none) and `torch.set_num_threads(1)` inside each worker (setting
   `OMP_NUM_THREADS` after importing torch and then forking can hang the workers);
 - CartPole runs in processes, not threads (the article's threads share one GIL), uses the
   same PyTorch A3C machinery as Pong, and does not overwrite the terminal reward with -1;
@@ -138,6 +138,8 @@ MODE_DEFAULTS = {
         total_timesteps=500_000, learning_rate=5e-4, clip_rewards=False, eval_interval=10_000, test_episodes=20
     ),
 }
+# each worker reports its losses averaged over this many updates
+LOSS_REPORT_UPDATES = 10
 # testing hook, not a flag: the training worker with this rank raises after its first update
 FAIL_WORKER_ENV = "A3C_HOGWILD_FAIL_WORKER"
 
@@ -546,6 +548,13 @@ def play_episode(model, env, seed: Optional[int], greedy: bool, max_repeat_actio
 # processes
 
 
+def parent_alive() -> bool:
+    """In a child: whether the process that started it still runs (a fork server's children
+    are not the parent's children, so `os.getppid()` cannot tell)."""
+    parent = mp.parent_process()
+    return parent is None or parent.is_alive()
+
+
 def _child_setup(seed: int) -> None:
     # Ctrl-C is the parent's business: it stops the children through `stop_event`
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -559,7 +568,7 @@ def _child_setup(seed: int) -> None:
         pass
 
 
-def train_worker(rank, args, kind, shared_model, optimizer, counter, stop_event, queue, parent_pid):
+def train_worker(rank, args, kind, shared_model, optimizer, counter, stop_event, queue):
     """A training process: sync, roll out up to `num_steps` steps, update the shared model."""
     try:
         _child_setup(args.seed + rank)
@@ -573,9 +582,9 @@ def train_worker(rank, args, kind, shared_model, optimizer, counter, stop_event,
             optimizer = torch.optim.Adam(shared_model.parameters(), lr=args.learning_rate)
         obs, _ = env.reset(seed=args.seed + rank)
         state = model.initial_state()
-        num_updates = 0
+        num_updates, loss_sums = 0, np.zeros(4)
         while not stop_event.is_set() and counter.value < args.total_timesteps:
-            if os.getppid() != parent_pid:  # the parent died without stopping us
+            if not parent_alive():  # the parent died without stopping us
                 break
             model.load_state_dict(shared_model.state_dict())
             state = detach_state(state)
@@ -623,18 +632,21 @@ def train_worker(rank, args, kind, shared_model, optimizer, counter, stop_event,
             )
             grad_norm = hogwild_update(model, shared_model, optimizer, loss, args.max_grad_norm)
             num_updates += 1
-            if rank == 0 and num_updates % 20 == 0:
-                entropy_mean = float(entropies.detach().mean())
-                queue.put(("losses", global_step, policy_loss.item(), value_loss.item(), entropy_mean, grad_norm))
+            loss_sums += np.array([policy_loss.item(), value_loss.item(), float(entropies.detach().mean()), grad_norm])
+            if num_updates % LOSS_REPORT_UPDATES == 0:
+                queue.put(("losses", global_step, *(loss_sums / LOSS_REPORT_UPDATES).tolist()))
+                loss_sums[:] = 0.0
             if fail_rank is not None and int(fail_rank) == rank:
                 raise RuntimeError(f"worker {rank} raised on purpose ({FAIL_WORKER_ENV}={fail_rank})")
+        if num_updates % LOSS_REPORT_UPDATES:
+            queue.put(("losses", global_step, *(loss_sums / (num_updates % LOSS_REPORT_UPDATES)).tolist()))
         env.close()
     except Exception:
         queue.put(("error", f"worker {rank}", traceback.format_exc()))
         sys.exit(1)
 
 
-def test_worker(args, kind, shared_model, counter, stop_event, queue, parent_pid, first_eval_step, video_folder):
+def test_worker(args, kind, shared_model, counter, stop_event, queue, first_eval_step, video_folder):
     """The test process: every `eval_interval` steps, play `test_episodes` episodes with the
     shared weights and report them to the parent."""
     try:
@@ -643,7 +655,7 @@ def test_worker(args, kind, shared_model, counter, stop_event, queue, parent_pid
         model = build_model(kind, env.observation_space.shape, env.action_space.n)
         model.eval()
         next_eval, episode_seed = first_eval_step, args.seed + 100_000
-        while not stop_event.is_set() and os.getppid() == parent_pid:
+        while not stop_event.is_set() and parent_alive():
             if counter.value < next_eval:
                 stop_event.wait(0.05)
                 continue
@@ -664,6 +676,14 @@ def test_worker(args, kind, shared_model, counter, stop_event, queue, parent_pid
     except Exception:
         queue.put(("error", "test process", traceback.format_exc()))
         sys.exit(1)
+
+
+def start_method() -> str:
+    """"forkserver" where the platform has it, else "spawn"; never "fork": forking a process in
+    which torch has already started its thread pool can leave the children hung. The fork server
+    is a fresh process that only imports this file, so its forks start in a fraction of a second
+    instead of re-importing torch in every child (spawn)."""
+    return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
 
 
 def stop_processes(processes, stop_event, handle_message, timeout: float = 10.0) -> None:
@@ -802,7 +822,7 @@ if __name__ == "__main__":
     checkpoint_path = f"runs/{run_name}/checkpoint.pt"
 
     # storage
-    ctx = mp.get_context("spawn")  # fork is unsafe once torch has started threads
+    ctx = mp.get_context(start_method())
     counter = ctx.Value("q", start_step)
     stop_event = ctx.Event()
     queue = ctx.Queue()
@@ -859,13 +879,12 @@ if __name__ == "__main__":
     start_time = time.time()
     interrupted = False
     processes = []
-    parent_pid = os.getpid()
     video_folder = f"videos/{run_name}" if args.capture_video else None
     previous_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)  # children start immune to Ctrl-C
     for rank in range(args.num_processes):
         p = ctx.Process(
             target=train_worker,
-            args=(rank, args, kind, shared_model, optimizer, counter, stop_event, queue, parent_pid),
+            args=(rank, args, kind, shared_model, optimizer, counter, stop_event, queue),
             daemon=True,
         )
         p.start()
@@ -874,7 +893,7 @@ if __name__ == "__main__":
     if args.test_episodes > 0:
         p = ctx.Process(
             target=test_worker,
-            args=(args, kind, shared_model, counter, stop_event, queue, parent_pid, start_step, video_folder),
+            args=(args, kind, shared_model, counter, stop_event, queue, start_step, video_folder),
             daemon=True,
         )
         p.start()
