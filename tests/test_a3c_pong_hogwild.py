@@ -307,14 +307,15 @@ def test_ctrl_c_saves_the_model_and_exits_130(tmp_path):
 
 
 def test_checkpoint_and_resume(tmp_path):
-    first = run_script(SCRIPT, [*CARTPOLE_TINY, "--total-timesteps", "600", "--checkpoint-interval", "300"], tmp_path)
+    tiny = ["--env-id", "CartPole-v1", "--num-processes", "2", "--test-episodes", "0"]
+    first = run_script(SCRIPT, [*tiny, "--total-timesteps", "600", "--checkpoint-interval", "300"], tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     (run_dir,) = (tmp_path / "runs").iterdir()
     checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     assert checkpoint["global_step"] >= 300 and "optimizer" in checkpoint
     second = run_script(
         SCRIPT,
-        [*CARTPOLE_TINY, "--total-timesteps", "1200", "--resume", str(run_dir / "checkpoint.pt"), "--exp-name", "b"],
+        [*tiny, "--total-timesteps", "1200", "--resume", str(run_dir / "checkpoint.pt"), "--exp-name", "b"],
         tmp_path,
     )
     assert second.returncode == 0, second.stderr[-2000:]
