@@ -1,11 +1,12 @@
 """A3C with Hogwild! shared-memory workers: Atari Pong (conv + LSTM) and classic control (MLP).
 
-Follows the article "强化学习A3C算法玩ATARI PONG游戏" (Huawei Cloud ModelArts case "基于A3C算法的
-ATARI Pong游戏", after ikostrikov/pytorch-a3c, https://github.com/ikostrikov/pytorch-a3c) for the
-Atari mode, and "DRL 教程 | 如何保持运动小车上的旗杆屹立不倒?TensorFlow利用A3C算法训练智能体玩
-CartPole游戏" (https://www.cnblogs.com/alan-blog-TsingHua/p/9733925.html, a translation of
-https://medium.com/tensorflow/deep-reinforcement-learning-playing-cartpole-through-asynchronous-advantage-actor-critic-a3c-7eab2eea5296)
-for the classic-control mode.
+Follows, for the Atari mode, a Huawei Cloud ModelArts case study of A3C on Atari Pong (the stored
+copy has no title or URL; it opens "A3C算法(Asynchronous advantage actor critic)是基于Actor-critic
+架构提出来的一种并行强化学习算法"), after ikostrikov/pytorch-a3c
+(https://github.com/ikostrikov/pytorch-a3c); for the classic-control mode, "DRL 教程 | 如何保持运动
+小车上的旗杆屹立不倒?TensorFlow利用A3C算法训练智能体玩CartPole游戏"
+(https://www.cnblogs.com/alan-blog-TsingHua/p/9733925.html, a translation of
+https://medium.com/tensorflow/deep-reinforcement-learning-playing-cartpole-through-asynchronous-advantage-actor-critic-a3c-7eab2eea5296).
 
 Usage:
     python a3c_pong_hogwild.py                                   # PongDeterministic-v4, one worker per core
@@ -15,8 +16,9 @@ Usage:
 
 How it works: the parent process owns one model in shared memory (`share_memory()`) and, by
 default, a `SharedAdam` whose step counts and moments are in shared memory too. Each of the
-`--num-processes` training workers (started by a fork server, or spawned, never forked from this process; one torch thread each)
-copies the shared weights into a local model, plays up to `--num-steps` steps of its own env,
+`--num-processes` training workers (started by a fork server, or spawned; never forked from this
+process; one torch thread each) copies the shared weights into a local model, plays up to
+`--num-steps` steps of its own env,
 computes the A3C loss, and writes its gradients into the shared parameters and steps the
 optimizer without any lock (Hogwild!). A shared counter of env steps ends the run at
 `--total-timesteps`. A separate test process plays greedy episodes with the shared weights
@@ -38,8 +40,9 @@ Departures from the articles:
   update as `torch.optim.Adam`); gradients are copied into the shared parameters explicitly on
   every update (torch 2.x `zero_grad()` sets them to None, which breaks the article's trick of
   pointing the shared `.grad` at the local one once);
-- the "forkserver" start method ("spawn" where there is none) and `torch.set_num_threads(1)` inside each worker (setting
-  `OMP_NUM_THREADS` after importing torch and then forking can hang the workers);
+- the "forkserver" start method ("spawn" where there is none) and `torch.set_num_threads(1)`
+  inside each worker (setting `OMP_NUM_THREADS` after importing torch and then forking can hang
+  the workers);
 - CartPole runs in processes, not threads (the article's threads share one GIL), uses the
   same PyTorch A3C machinery as Pong, and does not overwrite the terminal reward with -1;
 - the parent supervises its children: a failing worker stops the run with its error, Ctrl-C
@@ -86,7 +89,7 @@ class Args:
     """if toggled, the model is saved to `runs/<run name>/<exp_name>.pt` and evaluated"""
 
     env_id: str = "PongDeterministic-v4"
-    """the id of the environment (`env_name` in the article): an Atari id (`PongDeterministic-v4` is mapped to PongNoFrameskip-v4 with frameskip 4 and no sticky actions, as before ale-py 0.12) or a flat-Box, Discrete-action env such as CartPole-v1"""
+    """an Atari id or a flat-Box env with Discrete actions (`env_name` in the article); `<Game>Deterministic-v4` = `<Game>NoFrameskip-v4` with frameskip 4, no sticky actions"""
     total_timesteps: Optional[int] = None
     """total env steps over all workers (`max_steps` in the article); default 2000000 (Atari), 500000 (classic control)"""
 
