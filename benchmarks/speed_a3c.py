@@ -121,7 +121,7 @@ def training(processes: int, steps: int) -> dict:
 def pong(rounds: int, seconds: float) -> None:
     # a first guess of the rates sizes the runs to about `seconds` each
     guess_env = env_only(1, 2000)
-    steps_per_proc = int(seconds * guess_env / 4.0)  # training runs at roughly a quarter of env-only speed
+    steps_per_proc = int(seconds * guess_env / 6.5)  # a worker trains at roughly 1/6.5 of the env-only speed
     results = {"env1": [], "env2": [], "a3c1": [], "a3c2": []}
     for r in range(rounds):
         order = ["env1", "a3c1", "a3c2", "env2"] if r % 2 == 0 else ["env2", "a3c2", "a3c1", "env1"]

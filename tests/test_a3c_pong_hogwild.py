@@ -315,7 +315,8 @@ def test_checkpoint_and_resume(tmp_path):
     assert checkpoint["global_step"] >= 300 and "optimizer" in checkpoint
     second = run_script(
         SCRIPT,
-        [*tiny, "--total-timesteps", "1200", "--resume", str(run_dir / "checkpoint.pt"), "--exp-name", "b"],
+        [*tiny, "--total-timesteps", "1200", "--resume", str(run_dir / "checkpoint.pt"), "--exp-name", "b",
+         "--no-shared-optimizer"],  # also covers one Adam per worker
         tmp_path,
     )
     assert second.returncode == 0, second.stderr[-2000:]
