@@ -263,6 +263,12 @@ def test_play_episode_ends_after_100_identical_actions(a3c):
 # --- processes ------------------------------------------------------------------------------
 
 
+def test_children_are_never_forked_from_the_parent(a3c):
+    # forking a process whose torch thread pool is running hung the workers (see the smoke rows,
+    # which run 2 worker processes to the end)
+    assert a3c.start_method() in ("forkserver", "spawn")
+
+
 def test_worker_that_raises_stops_the_run(tmp_path):
     start = time.time()
     result = run_script(
