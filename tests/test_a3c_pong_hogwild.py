@@ -345,3 +345,14 @@ def test_bad_input_is_one_line_and_exit_2(args, flag, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and flag in lines[0], result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_cartpole_greedy_mean_reaches_475(tmp_path):
+    result = run_script(
+        SCRIPT, ["--env-id", "CartPole-v1", "--num-processes", "2", "--total-timesteps", "200000"], tmp_path, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    means = [value for _, value in read_scalars(run_dir)["eval/mean_return"]]
+    assert max(means) >= 475, means
