@@ -99,12 +99,12 @@ def env_only(processes: int, steps: int) -> float:
     return float(sum(rates))
 
 
-def training(processes: int, steps: int) -> dict:
+def training(processes: int, steps: int, extra: tuple = ()) -> dict:
     """Train with `processes` workers for `steps` env steps; steady-state total steps/s."""
     with tempfile.TemporaryDirectory() as tmp:
         command = [
             sys.executable, str(SCRIPT), "--env-id", PONG, "--num-processes", str(processes),
-            "--total-timesteps", str(steps), "--test-episodes", "0", "--checkpoint-interval", "0",
+            "--total-timesteps", str(steps), "--test-episodes", "0", "--checkpoint-interval", "0", *extra,
         ]  # fmt: skip
         start = time.perf_counter()
         result = subprocess.run(command, cwd=tmp, capture_output=True, text=True)
@@ -169,34 +169,48 @@ def pong(rounds: int, seconds: float) -> None:
 
 def cartpole(threshold: float) -> None:
     root = BENCH_DIR / "runs" / "a3c_cartpole" / "a3c-2proc" / "CartPole-v1"
-    rows, times = [], []
+    rows, first_times, stable_times = [], [], []
     for seed_dir in sorted(root.glob("seed*")):
         meta = json.loads((seed_dir / "meta.json").read_text())
         (run_dir,) = [d for d in (seed_dir / "runs").iterdir() if d.is_dir()]
         evals = events(run_dir, "eval/mean_return")
         t0 = first_event_time(run_dir)
         hit = next((e for e in evals if e[1] >= threshold), None)
+        # the first evaluation from which every later one stays at or above the threshold
+        stable = None
+        for i, e in enumerate(evals):
+            if all(later[1] >= threshold for later in evals[i:]):
+                stable = e
+                break
         if hit is not None:
-            times.append(hit[2] - t0)
+            first_times.append(hit[2] - t0)
+        if stable is not None:
+            stable_times.append(stable[2] - t0)
+
+        def when(e):
+            return f"{e[2] - t0:.0f} s, step {e[0]}" if e is not None else "not reached"
+
         rows.append(
-            f"| {seed_dir.name[4:]} | "
-            + (f"{hit[2] - t0:.0f} s ({(hit[2] - t0) / 60:.1f} min) | {hit[0]} |" if hit else "not reached | - |")
-            + f" {evals[-1][1]:.1f} (step {evals[-1][0]}) | {max(e[1] for e in evals):.1f} | {meta['wall_s']:.0f} s |"
+            f"| {seed_dir.name[4:]} | {when(hit)} | {when(stable)} | {evals[-1][1]:.1f} (step {evals[-1][0]}) | "
+            f"{len(evals)} | {meta['wall_s']:.0f} s |"
         )
-    command = " ".join(json.loads((sorted(root.glob("seed*"))[0] / "meta.json").read_text())["command"][1:])
-    command = command.replace(str(ROOT) + "/", "")
+    command = json.loads((sorted(root.glob("seed*"))[0] / "meta.json").read_text())["command"][1:]
+    command = " ".join(command).replace(str(ROOT) + "/", "").replace("--seed 1", "--seed S")
     body = (
         f"Runs of the `a3c_cartpole` suite (`python -m benchmarks run a3c_cartpole --workers 1`; each run: "
-        f"`{command}`). The test process plays 20 greedy episodes every 10000 env steps; the time is "
-        f"counted from the run's start (its TensorBoard writer, before the worker processes start) to "
-        f"the first evaluation whose 20-episode mean is >= {threshold:g}.\n\n"
-        f"| seed | time to {threshold:g} | env step | last evaluation (20 episodes) | best evaluation | "
-        f"run wall time |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+        f"`{command}`, S = 1, 2, 3). The test process plays 20 greedy episodes every 10000 env steps; times "
+        f"are counted from the run's start (its TensorBoard writer, before the worker processes start; "
+        f"Python start-up, about 2-3 s, not included) to the evaluation's report.\n\n"
+        f"| seed | first 20-episode mean >= {threshold:g} | from then on always >= {threshold:g} | "
+        f"last evaluation (20 episodes) | evaluations | run wall time |\n|---|---|---|---|---|---|\n"
+        + "\n".join(rows)
+        + "\n\n"
         + (
-            f"Reached by {len(times)} of {len(rows)} seeds; mean time {np.mean(times):.0f} s "
-            f"({np.mean(times) / 60:.1f} min; target: under 5 minutes).\n"
-            if times
-            else "Not reached by any seed.\n"
+            f"First reached by {len(first_times)} of {len(rows)} seeds, mean {np.mean(first_times):.0f} s; "
+            f"stays above from a mean {np.mean(stable_times):.0f} s ({len(stable_times)} of {len(rows)} seeds) "
+            "(target: under 5 minutes).\n"
+            if first_times and stable_times
+            else "Not reached by every seed.\n"
         )
     )
     path = write_fragment(
