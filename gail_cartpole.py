@@ -641,7 +641,7 @@ def train_expert(args, run_name: str, device) -> Agent:
     return agent.eval()
 
 
-def expert_demonstrations(args, obs_dim: int, num_actions: int, run_name: str, writer, device):
+def expert_demonstrations(args, run_name: str, writer, eval_episodes: int, device):
     """Demonstrations from the inline expert, saved as `runs/<run name>/demos.npz`, plus its evaluation.
 
     Returns (obs, actions) of the sampled pairs and {mode: (returns, obs)} of the expert evaluated
@@ -661,7 +661,7 @@ def expert_demonstrations(args, obs_dim: int, num_actions: int, run_name: str, w
     evaluation = {}
     for mode in ("greedy", "sampling"):
         ev_returns, _, ev_obs, _ = run_episodes(
-            logits_fn, args.env_id, args.eval_episodes, args.seed + 10_000, device, greedy=mode == "greedy"
+            logits_fn, args.env_id, eval_episodes, args.seed + 10_000, device, greedy=mode == "greedy"
         )
         evaluation[mode] = (ev_returns, ev_obs)
         writer.add_scalar(f"charts/expert_return_{mode}", np.mean(ev_returns), 0)
@@ -705,7 +705,7 @@ if __name__ == "__main__":
         # expert demonstrations: a file, or sampled from a PPO expert trained here
         if demos is None:
             (expert_obs, expert_actions), expert_evaluation = expert_demonstrations(
-                args, obs_dim, num_actions, run_name, writer, device
+                args, run_name, writer, args.eval_episodes, device
             )
             expert_return = np.mean(expert_evaluation["sampling"][0])
         else:
