@@ -23,8 +23,10 @@ Departures from the article:
 - the policy is evaluated every `--eval-interval` iterations (the article: 5 sampled episodes
   after every gradient step), greedily with `--eval-greedy`; at the end both the greedy and the
   sampling policy are evaluated;
-- the inline expert is ppo_discrete.py's PPO trained for `--expert-timesteps` (the article's
-  expert is a 128-unit PPO with other learning rates);
+- the inline expert is ppo_discrete.py's PPO (64-64 tanh) trained for `--expert-timesteps` with
+  learning rate 1e-3 (the article's expert: a 128-unit PPO, actor lr 1e-3, critic lr 1e-2);
+- the policy network returns logits and the loss is a log-softmax NLL (the article takes the log
+  of softmax probabilities, which is the same value but can underflow to -inf);
 - CartPole-v1 (500 cap) instead of CartPole-v0; any flat-Box, Discrete-action env works.
 """
 
@@ -86,8 +88,6 @@ class Args:
     """if toggled, the periodic evaluation plays the argmax action instead of sampling (the article samples)"""
 
     # PPO of the inline expert (as in ppo_discrete.py)
-    learning_rate: float = 2.5e-4
-    """the learning rate of the PPO optimizer (inline expert)"""
     num_envs: int = 4
     """the number of parallel environments (1 reproduces the article's single-env mode)"""
     num_steps: int = 128
@@ -121,7 +121,9 @@ class Args:
 
     # Expert demonstrations
     expert_data: Optional[str] = None
-    """an `.npz` of demonstrations (obs, actions[, episode_returns, episode_lengths]); unset: train a PPO expert inline"""
+    """an `.npz` of demonstrations (obs, actions[, episode_returns, episode_lengths]); unset: a PPO expert inline"""
+    expert_learning_rate: float = 1e-3
+    """the PPO learning rate of the inline expert (the article's expert actor uses 1e-3)"""
     expert_timesteps: int = 150000
     """environment steps of the inline PPO expert (0: a uniform-random policy makes the demonstrations)"""
     num_expert_episodes: int = 1
@@ -146,8 +148,8 @@ def validate_args(args: Args) -> None:
             f"--num-minibatches {args.num_minibatches} does not divide the batch "
             f"num_envs x num_steps = {batch_size}"
         )
-    if args.learning_rate <= 0:
-        fail(f"--learning-rate must be positive, got {args.learning_rate}")
+    if args.expert_learning_rate <= 0:
+        fail(f"--expert-learning-rate must be positive, got {args.expert_learning_rate}")
     if not 0.0 < args.gamma <= 1.0 or not 0.0 <= args.gae_lambda <= 1.0:
         fail("--gamma must be in (0, 1] and --gae-lambda in [0, 1]")
     if args.clip_coef <= 0 or args.max_grad_norm <= 0:
@@ -576,7 +578,7 @@ def train_expert(args, run_name: str, device) -> Agent:
     envs = make_vector_env(args, run_name)
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     agent = Agent(obs_dim, int(envs.single_action_space.n)).to(device)
-    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+    optimizer = optim.Adam(agent.parameters(), lr=args.expert_learning_rate, eps=1e-5)
     storage = make_storage(args.num_steps, args.num_envs, obs_dim, device)
     obs, _ = envs.reset(seed=args.seed)
     next_obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
@@ -585,7 +587,7 @@ def train_expert(args, run_name: str, device) -> Agent:
     try:
         for iteration in range(1, num_iterations + 1):
             if args.anneal_lr:
-                optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
+                optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.expert_learning_rate
             next_obs, global_step = collect_rollout(
                 agent, envs, next_obs, storage, global_step, writer, recent_returns, device
             )
@@ -629,7 +631,10 @@ def expert_demonstrations(args, run_name: str, writer, eval_episodes: int, devic
         logits_fn, args.env_id, args.num_expert_episodes, args.seed + 20_000, device
     )
     save_demonstrations(f"runs/{run_name}/demos.npz", obs, actions, returns, lengths)
-    print(f"{len(returns)} expert episodes ({len(actions)} pairs, return {np.mean(returns):.1f}) saved to runs/{run_name}/demos.npz")
+    print(
+        f"{len(returns)} expert episodes ({len(actions)} pairs, return {np.mean(returns):.1f}) "
+        f"saved to runs/{run_name}/demos.npz"
+    )
     if expert is not None and args.save_model:
         save_expert = {"model": expert.state_dict(), "args": vars(args)}
         torch.save(save_expert, f"runs/{run_name}/expert.pt.tmp")
@@ -763,8 +768,9 @@ if __name__ == "__main__":
 
         reached = f"first at iteration {first_at}" if first_at is not None else "not reached"
         print(
-            f"final ({args.final_eval_episodes} episodes each): BC {describe('learner')} | expert {describe('expert')} | "
-            f"threshold {threshold} ({eval_mode} eval): {reached} | wall time {format_seconds(time.time() - script_start)}"
+            f"final ({args.final_eval_episodes} episodes each): BC {describe('learner')} | "
+            f"expert {describe('expert')} | threshold {threshold} ({eval_mode} eval): {reached} | "
+            f"wall time {format_seconds(time.time() - script_start)}"
         )
     writer.close()
     if args.track:

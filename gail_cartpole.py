@@ -22,8 +22,8 @@ episodes when `episode_lengths` is given), `--num-expert-samples` are drawn with
 Departures from the article:
 - the generator is the vectorised PPO of ppo_discrete.py, updated on fixed rollouts of
   num_envs x num_steps (the article updates once per episode), with ppo_discrete.py's defaults;
-  the inline expert is the same PPO trained on the environment reward (the article's expert is a
-  128-unit PPO with other learning rates);
+  the inline expert is the same PPO trained on the environment reward with learning rate 1e-3
+  (the article's expert: a 128-unit PPO, actor lr 1e-3, critic lr 1e-2, gamma 0.98);
 - the discriminator takes one-hot actions for any number of actions (the article hard-codes 2);
   it outputs a logit and uses the numerically stable BCE-with-logits; D is still the probability
   "agent", agent pairs labelled 1 and expert pairs 0 as in the article;
@@ -73,11 +73,11 @@ class Args:
     env_id: str = "CartPole-v1"
     """the id of the environment: a registered id or `module:EnvId` for your own env"""
     total_timesteps: int = 200000
-    """environment steps of GAIL's generator, summed over the parallel environments (the expert's: --expert-timesteps)"""
+    """environment steps of GAIL's generator, summed over the parallel environments (expert: --expert-timesteps)"""
 
     # Algorithm specific arguments
     learning_rate: float = 2.5e-4
-    """the learning rate of the PPO optimizer (generator and inline expert)"""
+    """the learning rate of the generator's PPO optimizer"""
     num_envs: int = 4
     """the number of parallel environments (1 reproduces the article's single-env mode)"""
     num_steps: int = 128
@@ -113,7 +113,9 @@ class Args:
 
     # Expert demonstrations
     expert_data: Optional[str] = None
-    """an `.npz` of demonstrations (obs, actions[, episode_returns, episode_lengths]); unset: train a PPO expert inline"""
+    """an `.npz` of demonstrations (obs, actions[, episode_returns, episode_lengths]); unset: a PPO expert inline"""
+    expert_learning_rate: float = 1e-3
+    """the PPO learning rate of the inline expert (the article's expert actor uses 1e-3)"""
     expert_timesteps: int = 150000
     """environment steps of the inline PPO expert (0: a uniform-random policy makes the demonstrations)"""
     num_expert_episodes: int = 1
@@ -150,8 +152,8 @@ def validate_args(args: Args) -> None:
         )
     if args.total_timesteps < batch_size:
         fail(f"--total-timesteps {args.total_timesteps} is smaller than one batch ({batch_size})")
-    if args.learning_rate <= 0:
-        fail(f"--learning-rate must be positive, got {args.learning_rate}")
+    if args.learning_rate <= 0 or args.expert_learning_rate <= 0:
+        fail("--learning-rate and --expert-learning-rate must be positive")
     if not 0.0 < args.gamma <= 1.0 or not 0.0 <= args.gae_lambda <= 1.0:
         fail("--gamma must be in (0, 1] and --gae-lambda in [0, 1]")
     if args.clip_coef <= 0 or args.max_grad_norm <= 0:
@@ -600,7 +602,7 @@ def train_expert(args, run_name: str, device) -> Agent:
     envs = make_vector_env(args, run_name)
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     agent = Agent(obs_dim, int(envs.single_action_space.n)).to(device)
-    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+    optimizer = optim.Adam(agent.parameters(), lr=args.expert_learning_rate, eps=1e-5)
     storage = make_storage(args.num_steps, args.num_envs, obs_dim, device)
     obs, _ = envs.reset(seed=args.seed)
     next_obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
@@ -609,7 +611,7 @@ def train_expert(args, run_name: str, device) -> Agent:
     try:
         for iteration in range(1, num_iterations + 1):
             if args.anneal_lr:
-                optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
+                optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.expert_learning_rate
             next_obs, global_step = collect_rollout(
                 agent, envs, next_obs, storage, global_step, writer, recent_returns, device
             )
@@ -653,7 +655,10 @@ def expert_demonstrations(args, run_name: str, writer, eval_episodes: int, devic
         logits_fn, args.env_id, args.num_expert_episodes, args.seed + 20_000, device
     )
     save_demonstrations(f"runs/{run_name}/demos.npz", obs, actions, returns, lengths)
-    print(f"{len(returns)} expert episodes ({len(actions)} pairs, return {np.mean(returns):.1f}) saved to runs/{run_name}/demos.npz")
+    print(
+        f"{len(returns)} expert episodes ({len(actions)} pairs, return {np.mean(returns):.1f}) "
+        f"saved to runs/{run_name}/demos.npz"
+    )
     if expert is not None and args.save_model:
         save_expert = {"model": expert.state_dict(), "args": vars(args)}
         torch.save(save_expert, f"runs/{run_name}/expert.pt.tmp")
@@ -798,7 +803,7 @@ if __name__ == "__main__":
             mean_return = np.mean(recent_returns) if recent_returns else float("nan")
             if solved_at is None and threshold is not None and len(recent_returns) == 20 and mean_return >= threshold:
                 solved_at = global_step
-                print(f"20-episode mean return {mean_return:.1f} >= {threshold} (the env's threshold) at step {global_step}")
+                print(f"20-episode mean return {mean_return:.1f} >= {threshold} (env threshold) at step {global_step}")
             if iteration % print_every == 0 or iteration == args.num_iterations:
                 left = elapsed / global_step * (args.total_timesteps - global_step)
                 print(
