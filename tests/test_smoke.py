@@ -90,6 +90,20 @@ ROWS = [
         False,
         id="gail-acrobot-logit-reward",
     ),
+    pytest.param(
+        "random_baseline.py",
+        ["--env-id", "CartPole-v1", "--num-episodes", "3", "--num-envs", "2"],
+        {"charts/episodic_return", "charts/episodic_length", "charts/moving_average_return", "charts/SPS"},
+        False,
+        id="random-cartpole",
+    ),
+    pytest.param(
+        "random_baseline.py",
+        ["--env-id", "ALE/Breakout-v5", "--num-episodes", "1"],
+        {"charts/episodic_return", "charts/episodic_length", "charts/moving_average_return", "charts/SPS"},
+        False,
+        id="random-atari-breakout",
+    ),
 ]
 
 
