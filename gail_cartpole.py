@@ -595,10 +595,21 @@ def run_episodes(logits_fn, env_id: str, num_episodes: int, seed: int, device, g
     return returns, lengths, np.stack(all_obs), np.asarray(all_actions, dtype=np.int64)
 
 
-def train_expert(args, run_name: str, device) -> Agent:
+class TagPrefix:
+    """A view of a SummaryWriter that logs every tag under `prefix/` (the expert's `expert/charts/...`)."""
+
+    def __init__(self, writer, prefix: str):
+        self.writer, self.prefix = writer, prefix
+
+    def add_scalar(self, tag: str, value, step: int) -> None:
+        self.writer.add_scalar(f"{self.prefix}/{tag}", value, step)
+
+
+def train_expert(args, run_name: str, writer, device) -> Agent:
     """The inline expert: the PPO above trained on the environment reward for `expert_timesteps`
-    steps. Its curves go to `runs/<run name>/expert/` so they do not mix with the imitator's."""
-    writer = SummaryWriter(f"runs/{run_name}/expert")
+    steps. Its curves are logged as `expert/charts/...` and `expert/losses/...` so that they do not
+    mix with the imitator's."""
+    writer = TagPrefix(writer, "expert")
     envs = make_vector_env(args, run_name)
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     agent = Agent(obs_dim, int(envs.single_action_space.n)).to(device)
@@ -639,7 +650,6 @@ def train_expert(args, run_name: str, device) -> Agent:
                 )
     finally:
         envs.close()
-        writer.close()
     return agent.eval()
 
 
@@ -649,7 +659,7 @@ def expert_demonstrations(args, run_name: str, writer, eval_episodes: int, devic
     Returns (obs, actions) of the sampled pairs and {mode: (returns, obs)} of the expert evaluated
     greedily and by sampling (empty for a file, whose `episode_returns` are the only reference).
     """
-    expert = train_expert(args, run_name, device) if args.expert_timesteps > 0 else None
+    expert = train_expert(args, run_name, writer, device) if args.expert_timesteps > 0 else None
     logits_fn = None if expert is None else expert.actor
     returns, lengths, obs, actions = run_episodes(
         logits_fn, args.env_id, args.num_expert_episodes, args.seed + 20_000, device
