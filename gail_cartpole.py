@@ -21,7 +21,8 @@ episodes when `episode_lengths` is given), `--num-expert-samples` are drawn with
 
 Departures from the article:
 - the generator is the vectorised PPO of ppo_discrete.py, updated on fixed rollouts of
-  num_envs x num_steps (the article updates once per episode), with ppo_discrete.py's defaults;
+  num_envs x num_steps (the article updates once per episode), with ppo_discrete.py's defaults
+  except the learning rate, 1e-3 as the article's actor (one optimizer for actor and critic);
   the inline expert is the same PPO trained on the environment reward with learning rate 1e-3
   (the article's expert: a 128-unit PPO, actor lr 1e-3, critic lr 1e-2, gamma 0.98);
 - the discriminator takes one-hot actions for any number of actions (the article hard-codes 2);
@@ -76,8 +77,8 @@ class Args:
     """environment steps of GAIL's generator, summed over the parallel environments (expert: --expert-timesteps)"""
 
     # Algorithm specific arguments
-    learning_rate: float = 2.5e-4
-    """the learning rate of the generator's PPO optimizer"""
+    learning_rate: float = 1e-3
+    """the learning rate of the generator's PPO optimizer (`actor_lr` in the article; ppo_discrete.py: 2.5e-4)"""
     num_envs: int = 4
     """the number of parallel environments (1 reproduces the article's single-env mode)"""
     num_steps: int = 128
