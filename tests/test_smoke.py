@@ -27,6 +27,23 @@ PPO_TAGS = {
     "eval/episodic_return",
 }
 
+BC_TAGS = {
+    "losses/bc_loss",
+    "eval/episodic_return",
+    "eval/final_return_greedy",
+    "eval/final_return_sampling",
+    "charts/expert_return",
+}
+GAIL_TAGS = PPO_TAGS | {
+    "losses/discriminator_loss",
+    "charts/discriminator_expert_acc",
+    "charts/discriminator_agent_acc",
+    "charts/gail_reward",
+    "charts/expert_return",
+    "eval/final_return_greedy",
+    "eval/final_return_sampling",
+}
+
 ROWS = [
     pytest.param(
         "ppo_discrete.py",
@@ -41,6 +58,37 @@ ROWS = [
         PPO_TAGS - {"eval/episodic_return"},
         False,
         id="ppo-acrobot-single-env",
+    ),
+    pytest.param(
+        "bc_cartpole.py",
+        ["--expert-timesteps", "1024", "--bc-iterations", "20", "--eval-interval", "10", "--eval-episodes", "1",
+         "--final-eval-episodes", "1", "--save-model"],
+        BC_TAGS | {"charts/expert_return_greedy", "charts/expert_return_sampling", "charts/expert_demo_return"},
+        True,
+        id="bc-cartpole-inline-expert",
+    ),
+    pytest.param(
+        "bc_cartpole.py",
+        ["--env-id", "Acrobot-v1", "--expert-timesteps", "0", "--num-expert-samples", "0", "--bc-iterations", "10",
+         "--eval-interval", "10", "--eval-episodes", "1", "--final-eval-episodes", "1", "--eval-greedy"],
+        BC_TAGS,
+        False,
+        id="bc-acrobot-random-demonstrations",
+    ),
+    pytest.param(
+        "gail_cartpole.py",
+        ["--expert-timesteps", "1024", "--total-timesteps", "1024", "--eval-episodes", "1", "--save-model"],
+        GAIL_TAGS | {"charts/expert_return_greedy", "charts/expert_return_sampling", "charts/expert_demo_return"},
+        True,
+        id="gail-cartpole-inline-expert",
+    ),
+    pytest.param(
+        "gail_cartpole.py",
+        ["--env-id", "Acrobot-v1", "--num-envs", "1", "--num-steps", "512", "--expert-timesteps", "512",
+         "--num-expert-samples", "0", "--total-timesteps", "1024", "--eval-episodes", "1", "--reward-type", "logit"],
+        GAIL_TAGS,
+        False,
+        id="gail-acrobot-logit-reward",
     ),
     pytest.param(
         "random_baseline.py",
