@@ -43,6 +43,20 @@ ROWS = [
         id="ppo-acrobot-single-env",
     ),
     pytest.param(
+        "random_baseline.py",
+        ["--env-id", "CartPole-v1", "--num-episodes", "3", "--num-envs", "2"],
+        {"charts/episodic_return", "charts/episodic_length", "charts/moving_average_return", "charts/SPS"},
+        False,
+        id="random-cartpole",
+    ),
+    pytest.param(
+        "random_baseline.py",
+        ["--env-id", "ALE/Breakout-v5", "--num-episodes", "1"],
+        {"charts/episodic_return", "charts/episodic_length", "charts/moving_average_return", "charts/SPS"},
+        False,
+        id="random-atari-breakout",
+    ),
+    pytest.param(
         "a2c_atari_lstm.py",
         ["--total-timesteps", "400", "--save-model", "--eval-episodes", "1"],
         {"charts/SPS", "charts/learning_rate", "losses/policy_loss", "losses/value_loss", "losses/entropy",

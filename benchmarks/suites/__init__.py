@@ -1,0 +1,1 @@
+"""Benchmark suite definitions: each module defines `SUITES: dict[str, list[Suite]]`."""

@@ -1,0 +1,311 @@
+"""Uniform-random policy on any gymnasium environment: the floor every learning curve is read against.
+
+Follows the RandomAgent baseline of the article "DRL 教程 | 如何保持运动小车上的旗杆屹立不倒?
+TensorFlow利用A3C算法训练智能体玩CartPole游戏" (https://www.cnblogs.com/alan-blog-TsingHua/p/9733925.html,
+a translation of "Deep Reinforcement Learning: Playing CartPole through Asynchronous Advantage Actor
+Critic (A3C) with tf.keras and eager execution",
+https://medium.com/tensorflow/deep-reinforcement-learning-playing-cartpole-through-asynchronous-advantage-actor-critic-a3c-7eab2eea5296):
+play `--num-episodes` whole episodes with actions sampled uniformly from the action space and report the
+average score ("about 20 across 4000 episodes" on CartPole-v0 in the article).
+
+Usage:
+    python random_baseline.py --env-id CartPole-v1                          # 4000 episodes, as in the article
+    python random_baseline.py --env-id Acrobot-v1 --num-episodes 200 --num-envs 4
+    python random_baseline.py --env-id PongNoFrameskip-v4 --num-episodes 20  # Atari: 10-30 episodes are plenty
+    python random_baseline.py --env-id ALE/Breakout-v5 --num-episodes 20 --seed 2
+    python random_baseline.py --env-id BreakoutNoFrameskip-v4 --num-episodes 20 --action-repeat 6  # 10 Hz agent
+
+The last line printed is `Average score across N episodes: mean ± std (min .. max)`.
+
+Departures from the article:
+- gymnasium 1.x and any registered id (classic control, Atari through ale-py, `module:EnvId`), any
+  action space (it is only sampled); `--num-envs` steps several environments at once;
+- seeded (environment resets and action sampling), so a run is reproducible;
+- with several environments each one plays a fixed share of the episodes, fixed in advance, so the
+  average is not biased towards short episodes (stopping at the first N episodes to finish would be);
+- per-episode returns go to TensorBoard (`charts/episodic_return`, `charts/episodic_length`) with a
+  moving average over the last `--moving-average-window` episodes (`charts/moving_average_return`)
+  instead of the article's matplotlib plot;
+- Atari scores are raw game scores of whole games (all lives, unclipped rewards); the frame skip is
+  the one of the env id (1 for `NoFrameskip-v4`, 4 for `v5`); `--action-repeat 6` on a `NoFrameskip`
+  id gives the 10 Hz random agent of the DQN paper;
+- there is no model: `--save-model` writes the episode returns and the Args in the usual file format.
+"""
+
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+
+import ale_py
+import gymnasium as gym
+import numpy as np
+import torch
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment (used in the run name and the saved model's file name)"""
+    seed: int = 1
+    """seed of the experiment (Python, NumPy, torch and the environments)"""
+    torch_deterministic: bool = True
+    """if toggled, sets `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """if toggled, cuda is used when available"""
+    track: bool = False
+    """if toggled, the run is also tracked with Weights and Biases (needs `pip install wandb`)"""
+    capture_video: bool = False
+    """if toggled, videos of the first environment are saved to `videos/` (needs the `video` extra)"""
+    save_model: bool = False
+    """if toggled, the model is saved to `runs/<run name>/<exp_name>.pt` and evaluated"""
+
+    env_id: str = "CartPole-v1"
+    """the id of the environment: a registered id (Atari too, e.g. `PongNoFrameskip-v4`) or `module:EnvId`"""
+
+    # Algorithm specific arguments
+    num_episodes: int = 4000
+    """the number of whole episodes to play (`max_eps` in the article; Atari wants far fewer, e.g. 10-30)"""
+    num_envs: int = 1
+    """the number of environments stepped together (each plays a fixed share of the episodes)"""
+    moving_average_window: int = 100
+    """the number of episodes in `charts/moving_average_return` (100, CartPole's "solved" window)"""
+    action_repeat: int = 1
+    """repeat each sampled action for this many env steps (6 on a NoFrameskip id: the DQN paper's 10 Hz agent)"""
+
+
+def fail(message: str) -> None:
+    """A user error: one line on stderr, exit status 2, before anything is written."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def validate_args(args: Args) -> None:
+    for name in ("num_episodes", "num_envs", "moving_average_window", "action_repeat"):
+        if getattr(args, name) <= 0:
+            fail(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    if args.track:
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            fail("--track needs Weights and Biases: pip install wandb")
+    if args.capture_video:
+        try:
+            import moviepy  # noqa: F401
+        except ImportError:
+            fail('--capture-video needs moviepy: pip install -e ".[video]"')
+
+
+def check_env(env_id: str) -> None:
+    """Build the env once to check that it exists."""
+    try:
+        env = gym.make(env_id)
+    except Exception as e:  # unknown id, missing module, env constructor error
+        fail(f"--env-id {env_id!r} cannot be made: {type(e).__name__}: {e}")
+    env.close()
+
+
+def make_run_name(args) -> str:
+    safe_env_id = args.env_id.replace("/", "-").replace(":", "-")
+    return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+
+
+def make_writer(args, run_name: str) -> SummaryWriter:
+    if args.track:
+        import wandb
+
+        wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
+    writer = SummaryWriter(f"runs/{run_name}")
+    writer.add_text(
+        "hyperparameters",
+        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
+    )
+    return writer
+
+
+def seed_everything(seed: int, torch_deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = torch_deterministic
+
+
+def make_env(env_id: str, idx: int, capture_video: bool, run_name: str):
+    def thunk():
+        if capture_video and idx == 0:
+            env = gym.make(env_id, render_mode="rgb_array")
+            env = gym.wrappers.RecordVideo(env, f"videos/{run_name}")
+        else:
+            env = gym.make(env_id)
+        return env
+
+    return thunk
+
+
+def make_vector_env(args, run_name: str) -> gym.vector.VectorEnv:
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, i, args.capture_video, run_name) for i in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    return gym.wrappers.vector.RecordEpisodeStatistics(envs)
+
+
+def episode_quotas(num_episodes: int, num_envs: int) -> np.ndarray:
+    """How many episodes each environment plays: an even split, fixed before the run starts.
+
+    Counting the first `num_episodes` episodes to finish, whichever env they come from, would
+    over-sample short episodes; a share fixed in advance keeps every episode an unbiased sample.
+    """
+    return np.array([num_episodes // num_envs + (i < num_episodes % num_envs) for i in range(num_envs)])
+
+
+def sample_actions(envs, actions, since_sampled: np.ndarray, action_repeat: int):
+    """Uniform random actions; with `action_repeat` > 1 an env keeps its action for that many steps."""
+    fresh = envs.action_space.sample()
+    if action_repeat == 1 or actions is None:
+        return fresh
+    resample = since_sampled % action_repeat == 0
+    mask = resample.reshape((-1,) + (1,) * (np.ndim(fresh) - 1))
+    return np.where(mask, fresh, actions)
+
+
+def play_episodes(envs, num_episodes: int, action_repeat: int = 1, on_episode=None, on_step=None):
+    """Play exactly `num_episodes` whole episodes with uniformly random actions.
+
+    Returns the finished episodes as (global_step, env index, return, length), in the order they
+    ended. `on_episode(global_step, ret, length)` is called for every counted episode and
+    `on_step(global_step)` after every vector step. Episodes an env plays beyond its quota are
+    discarded (the env is stepped with the others but not counted).
+    """
+    quotas = episode_quotas(num_episodes, envs.num_envs)
+    done_counts = np.zeros(envs.num_envs, dtype=np.int64)
+    since_sampled = np.zeros(envs.num_envs, dtype=np.int64)
+    finished, actions, global_step = [], None, 0
+    while len(finished) < num_episodes:
+        actions = sample_actions(envs, actions, since_sampled, action_repeat)
+        _, _, terminations, truncations, infos = envs.step(actions)
+        global_step += envs.num_envs
+        since_sampled += 1
+        ended = np.logical_or(terminations, truncations)
+        since_sampled[ended] = 0
+        for i in np.flatnonzero(ended):
+            if done_counts[i] < quotas[i]:
+                done_counts[i] += 1
+                ret, length = float(infos["episode"]["r"][i]), int(infos["episode"]["l"][i])
+                finished.append((global_step, int(i), ret, length))
+                if on_episode is not None:
+                    on_episode(global_step, ret, length)
+        if on_step is not None:
+            on_step(global_step)
+    return finished
+
+
+def summary_line(returns) -> str:
+    returns = np.asarray(returns, dtype=np.float64)
+    return (
+        f"Average score across {len(returns)} episodes: {returns.mean():.2f} ± {returns.std():.2f} "
+        f"({returns.min():g} .. {returns.max():g})"
+    )
+
+
+def save_summary(args: Args, returns, lengths, path: str) -> None:
+    """The usual `--save-model` file, atomically; a random policy has no weights, so `model` is empty."""
+    tmp_path = path + ".tmp"
+    torch.save(
+        {
+            "model": {},
+            "args": vars(args),
+            "episode_returns": torch.tensor(returns, dtype=torch.float64),
+            "episode_lengths": torch.tensor(lengths, dtype=torch.int64),
+        },
+        tmp_path,
+    )
+    os.replace(tmp_path, path)
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class EpisodeLogger:
+    """TensorBoard and console logging of the counted episodes."""
+
+    def __init__(self, writer, num_episodes: int, window: int, start_time: float):
+        self.writer, self.num_episodes, self.window, self.start_time = writer, num_episodes, window, start_time
+        self.returns, self.lengths = [], []
+        self.print_every = max(1, num_episodes // 20)
+
+    def sps(self, global_step: int) -> int:
+        return int(global_step / max(time.time() - self.start_time, 1e-9))
+
+    def __call__(self, global_step: int, ret: float, length: int) -> None:
+        self.returns.append(ret)
+        self.lengths.append(length)
+        moving_average = float(np.mean(self.returns[-self.window :]))
+        self.writer.add_scalar("charts/episodic_return", ret, global_step)
+        self.writer.add_scalar("charts/episodic_length", length, global_step)
+        self.writer.add_scalar("charts/moving_average_return", moving_average, global_step)
+        count = len(self.returns)
+        if count % self.print_every == 0 or count == self.num_episodes:
+            elapsed = time.time() - self.start_time
+            left = elapsed / count * (self.num_episodes - count)
+            self.writer.add_scalar("charts/SPS", self.sps(global_step), global_step)
+            print(
+                f"episode {count:>6d}/{self.num_episodes} | step {global_step:>9d} | "
+                f"return(avg {self.window}) {moving_average:8.2f} | SPS {self.sps(global_step):>6d} | "
+                f"elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    args = tyro.cli(Args)
+    validate_args(args)
+    gym.register_envs(ale_py)
+    check_env(args.env_id)
+    run_name = make_run_name(args)
+    writer = make_writer(args, run_name)
+
+    # seeding
+    seed_everything(args.seed, args.torch_deterministic)
+
+    # env setup
+    envs = make_vector_env(args, run_name)
+    envs.action_space.seed(args.seed)
+    envs.reset(seed=args.seed)
+    model_path = f"runs/{run_name}/{args.exp_name}.pt"
+
+    # storage
+    start_time = time.time()
+    logger = EpisodeLogger(writer, args.num_episodes, args.moving_average_window, start_time)
+    interrupted = False
+
+    # rollout
+    try:
+        play_episodes(envs, args.num_episodes, args.action_repeat, on_episode=logger)
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"interrupted after {len(logger.returns)} episodes", file=sys.stderr)
+
+    # logging
+    if logger.returns:
+        line = summary_line(logger.returns)
+        writer.add_text("summary", line)
+        print(line)
+
+    # shutdown
+    envs.close()
+    if args.save_model:
+        save_summary(args, logger.returns, logger.lengths, model_path)
+        print(f"episode returns saved to {model_path} (a random policy has no weights)")
+    writer.close()
+    if args.track:
+        import wandb
+
+        wandb.finish()
+    if interrupted:
+        sys.exit(130)
