@@ -21,9 +21,8 @@ Departures from the article:
   termination (game over, or a lost life during training) is not; `--gae-lambda` (default 1.0,
   the article's plain n-step returns);
 - the loss averages the entropy over the rollout (the article sums the 5 per-step means);
-- the rollout runs without gradients and the update recomputes the rollout's forward pass from
-  the LSTM state stored at its start (same inputs, same state, same outputs), instead of keeping
-  the acting graph; the bootstrap value does not advance the LSTM state;
+- the bootstrap value does not advance the carried LSTM state (the article's final-value call
+  steps the LSTM on the boundary frame, which the next rollout then feeds it again);
 - ale-py's native `AtariVectorEnv` (C++ threads) with the same preprocessing as the article's
   stable-baselines3 wrappers; `--env-backend gymnasium` gives the same frames with gymnasium
   wrappers; no wandb or stable-baselines3 dependency;
@@ -292,6 +291,11 @@ def layer_init(layer: nn.Module, std: float = np.sqrt(2), bias_const: float = 0.
     return layer
 
 
+def to_input(obs: torch.Tensor) -> torch.Tensor:
+    """uint8 frames -> floats in [0, 1], channels-last (the CPU conv backward is ~10x faster so)."""
+    return (obs.float() / 255.0).contiguous(memory_format=torch.channels_last)
+
+
 class Agent(nn.Module):
     """The article's A2CNet: ConvBlock (4 x conv3x3/2, 32 filters, LeakyReLU, AvgPool2d(2)) ->
     LSTMCell(288, 288) -> linear actor and critic."""
@@ -315,28 +319,15 @@ class Agent(nn.Module):
         self.actor = layer_init(nn.Linear(hidden, num_actions), 1.0)
         self.critic = layer_init(nn.Linear(hidden, 1), 1.0)
         self.hidden = hidden
-        self.convs.to(memory_format=torch.channels_last)  # measured faster conv backward on CPU
+        self.convs.to(memory_format=torch.channels_last)  # see to_input
 
     def initial_state(self, num_envs: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         return (torch.zeros(num_envs, self.hidden, device=device), torch.zeros(num_envs, self.hidden, device=device))
 
     def step(self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
         """One step for a batch of games: uint8 frames -> (logits, value, new LSTM state)."""
-        h, c = self.lstm(self.convs(obs.float() / 255.0), state)
+        h, c = self.lstm(self.convs(to_input(obs)), state)
         return self.actor(h), self.critic(h).squeeze(-1), (h, c)
-
-    def unroll(self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], dones: torch.Tensor):
-        """Replay a (T, N, ...) rollout from its initial state; the state is zeroed after a done step,
-        exactly as while acting. Returns logits (T, N, A), values (T, N) and the final state."""
-        num_steps, num_envs = dones.shape
-        features = self.convs(obs.reshape(-1, *obs.shape[2:]).float() / 255.0).view(num_steps, num_envs, -1)
-        hs = []
-        for t in range(num_steps):
-            state = self.lstm(features[t], state)
-            hs.append(state[0])
-            state = reset_lstm_state(state, dones[t])
-        h = torch.stack(hs)
-        return self.actor(h), self.critic(h).squeeze(-1), state
 
 
 def reset_lstm_state(state: tuple[torch.Tensor, torch.Tensor], dones: torch.Tensor):
@@ -407,53 +398,53 @@ def a2c_loss(logits, values, actions, returns, ent_coef: float, vf_coef: float):
     return policy_loss - ent_coef * entropy + vf_coef * value_loss, policy_loss, value_loss, entropy
 
 
-def make_storage(num_steps: int, num_envs: int, obs_shape: tuple, device: torch.device) -> dict:
-    def zeros(*shape, dtype=torch.float32):
-        return torch.zeros((num_steps, num_envs) + shape, dtype=dtype, device=device)
+def make_storage(num_steps: int, num_envs: int, device: torch.device) -> dict:
+    def zeros(dtype=torch.float32):
+        return torch.zeros((num_steps, num_envs), dtype=dtype, device=device)
 
-    return {
-        "obs": zeros(*obs_shape, dtype=torch.uint8),  # frames stay uint8; the network divides by 255
-        "actions": zeros(dtype=torch.long),
-        "rewards": zeros(),
-        "dones": zeros(),
-        "final_values": zeros(),
-    }
+    return {"actions": zeros(torch.long), "rewards": zeros(), "dones": zeros(), "final_values": zeros()}
 
 
-@torch.no_grad()
 def collect_rollout(agent, envs, next_obs, state, storage, global_step, writer, recent_returns, device):
-    """Step the games `num_steps` times without gradients, filling `storage` in place.
+    """Step the games `num_steps` times, filling `storage` in place; returns the rollout's logits
+    and values WITH their graph, so the loss differentiates the very forward pass that chose the
+    actions (same inputs, same LSTM state). The LSTM state is detached first: gradients flow back
+    through the rollout only (truncated BPTT over `num_steps`).
 
-    Rewards are clipped to [-1, 1] for training; whole-game raw scores are logged. The LSTM state
-    is zeroed for the games whose episode ended, after the truncated ones' final observation has
-    been valued with the state it belongs to.
+    Rewards are clipped to [-1, 1] for training; whole-game raw scores are logged. The LSTM state is
+    zeroed for the games whose episode ended, after the truncated ones' final observation has been
+    valued with the state it belongs to.
     """
     num_steps, num_envs = storage["rewards"].shape
+    state = (state[0].detach(), state[1].detach())
+    all_logits, all_values = [], []
     for step in range(num_steps):
         global_step += num_envs
-        storage["obs"][step] = next_obs
-        logits, _, state = agent.step(next_obs, state)
-        action = Categorical(logits=logits).sample()
+        logits, value, state = agent.step(next_obs, state)
+        all_logits.append(logits)
+        all_values.append(value)
+        with torch.no_grad():
+            action = Categorical(logits=logits).sample()
         storage["actions"][step] = action
 
         obs, reward, terminated, truncated, infos, (game_returns, game_lengths) = envs.step(action.cpu().numpy())
         storage["rewards"][step] = torch.as_tensor(np.clip(reward, -1.0, 1.0), dtype=torch.float32, device=device)
-        done = terminated | truncated
-        storage["dones"][step] = torch.as_tensor(done, dtype=torch.float32, device=device)
+        storage["dones"][step] = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=device)
         storage["final_values"][step] = 0.0
         truncated_only = np.flatnonzero(truncated & ~terminated)
         if len(truncated_only):
-            idx = torch.as_tensor(truncated_only, device=device)
-            final_obs = torch.as_tensor(envs.final_obs(infos, truncated_only), device=device)
-            _, final_value, _ = agent.step(final_obs, (state[0][idx], state[1][idx]))
-            storage["final_values"][step, idx] = final_value
+            with torch.no_grad():
+                idx = torch.as_tensor(truncated_only, device=device)
+                final_obs = torch.as_tensor(envs.final_obs(infos, truncated_only), device=device)
+                _, final_value, _ = agent.step(final_obs, (state[0][idx], state[1][idx]))
+                storage["final_values"][step, idx] = final_value
         state = reset_lstm_state(state, storage["dones"][step])
         next_obs = torch.as_tensor(obs, device=device)
         for game_return, game_length in zip(game_returns, game_lengths):
             writer.add_scalar("charts/episodic_return", float(game_return), global_step)
             writer.add_scalar("charts/episodic_length", int(game_length), global_step)
             recent_returns.append(float(game_return))
-    return next_obs, state, global_step
+    return next_obs, state, global_step, torch.stack(all_logits), torch.stack(all_values)
 
 
 def atomic_save(obj: dict, path: str) -> None:
@@ -570,7 +561,7 @@ if __name__ == "__main__":
         resumable = True
 
         # storage
-        storage = make_storage(args.num_steps, args.num_envs, (4, 84, 84), device)
+        storage = make_storage(args.num_steps, args.num_envs, device)
         next_obs = torch.as_tensor(envs.reset(), device=device)
         state = agent.initial_state(args.num_envs, device)
         recent_returns = deque(maxlen=20)
@@ -582,13 +573,11 @@ if __name__ == "__main__":
 
         for iteration in range(global_step // args.batch_size + 1, args.num_iterations + 1):
             # rollout
-            initial_state = state  # carried across rollouts; computed without grad, so detached
-            next_obs, state, global_step = collect_rollout(
+            next_obs, state, global_step, logits, values = collect_rollout(
                 agent, envs, next_obs, state, storage, global_step, writer, recent_returns, device
             )
 
             # advantages
-            logits, values, _ = agent.unroll(storage["obs"], initial_state, storage["dones"])
             with torch.no_grad():
                 _, last_value, _ = agent.step(next_obs, state)  # bootstrap; the carried state is not advanced
                 if args.gae_lambda == 1.0:

@@ -77,32 +77,70 @@ def test_lstm_reset_zeroes_only_ended_envs(a2c):
         assert torch.equal(new_h[i], expected_h) and torch.equal(new_c[i], expected_c)
 
 
-def test_unroll_matches_acting_and_resets_per_env(a2c):
-    """The loss replays the rollout from its stored initial state: same outputs as while acting,
-    and an episode end of one env restarts only that env's memory."""
+class ScriptedGames:
+    """Stands in for AtariGames: replays given frames and episode ends."""
+
+    def __init__(self, frames, terminated, truncated, final_frames):
+        self.frames, self.terminated, self.truncated, self.final_frames, self.t = frames, terminated, truncated, final_frames, 0
+
+    def step(self, actions):
+        t, self.t = self.t, self.t + 1
+        reward = np.full(len(actions), float(t))
+        no_games = (np.zeros(0), np.zeros(0, dtype=np.int64))
+        return self.frames[t + 1].numpy(), reward, self.terminated[t], self.truncated[t], {"final_obs": self.final_frames[t]}, no_games
+
+    def final_obs(self, infos, indices):
+        return infos["final_obs"][indices].numpy()
+
+
+class NoWriter:
+    def add_scalar(self, *args):
+        pass
+
+
+def test_rollout_lstm_state_and_truncation_bootstrap(a2c):
+    """collect_rollout as the script runs it, on 3 scripted games: env 0 terminates at step 1, env 2 is
+    truncated at step 3, env 1 runs on. The state is zeroed for exactly the ended env at exactly that
+    step, a truncation is valued with the state it belongs to, and the graph reaches the network but not
+    the state carried in from the previous rollout."""
     torch.manual_seed(0)
     agent = a2c.Agent(num_actions=4)
-    obs = torch.randint(0, 256, (5, 2, 4, 84, 84), dtype=torch.uint8)
-    dones = torch.zeros(5, 2)
-    dones[1, 0] = 1.0  # env 0's episode ends at step 1
-    state0 = (torch.randn(2, 288) * 0.1, torch.randn(2, 288) * 0.1)
+    frames = torch.randint(0, 256, (6, 3, 4, 84, 84), dtype=torch.uint8)
+    final_frames = torch.randint(0, 256, (5, 3, 4, 84, 84), dtype=torch.uint8)
+    terminated, truncated = np.zeros((5, 3), bool), np.zeros((5, 3), bool)
+    terminated[1, 0] = True
+    truncated[3, 2] = True
+    games = ScriptedGames(frames, terminated, truncated, final_frames)
+    storage = a2c.make_storage(5, 3, "cpu")
+    state0 = (torch.randn(3, 288, requires_grad=True), torch.randn(3, 288, requires_grad=True))
+    next_obs, state, global_step, logits, values = a2c.collect_rollout(
+        agent, games, frames[0], state0, storage, 0, NoWriter(), [], "cpu"
+    )
+    assert global_step == 15 and torch.equal(next_obs, frames[5])
+    assert logits.shape == (5, 3, 4) and values.shape == (5, 3) and logits.requires_grad
+    expected_dones = torch.zeros(5, 3)
+    expected_dones[1, 0] = expected_dones[3, 2] = 1.0
+    assert torch.equal(storage["dones"], expected_dones)
+    torch.testing.assert_close(storage["rewards"][:, 0], torch.tensor([0.0, 1.0, 1.0, 1.0, 1.0]))  # clipped to 1
     with torch.no_grad():
-        state, acted_logits, acted_values = state0, [], []
-        for t in range(5):
-            logits, value, state = agent.step(obs[t], state)
-            acted_logits.append(logits)
-            acted_values.append(value)
-            state = a2c.reset_lstm_state(state, dones[t])
-        logits, values, final_state = agent.unroll(obs, state0, dones)
-    torch.testing.assert_close(logits, torch.stack(acted_logits), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(values, torch.stack(acted_values), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(final_state[0], state[0], atol=1e-5, rtol=1e-5)
-    # env 0 from step 2 on equals a fresh start at step 2; env 1 keeps its memory
-    with torch.no_grad():
-        fresh_logits, _, _ = agent.unroll(obs[2:, :1], agent.initial_state(1, "cpu"), torch.zeros(3, 1))
-        cold_logits, _, _ = agent.unroll(obs[2:, 1:], agent.initial_state(1, "cpu"), torch.zeros(3, 1))
-    torch.testing.assert_close(logits[2:, :1], fresh_logits, atol=1e-5, rtol=1e-5)
-    assert not torch.allclose(logits[2:, 1:], cold_logits, atol=1e-4)
+        # env 0 from step 2 on is a fresh start; env 1 is not
+        fresh = agent.initial_state(1, "cpu")
+        for t in range(2, 5):
+            fresh_logits, _, fresh = agent.step(frames[t, :1], fresh)
+            torch.testing.assert_close(logits[t, :1], fresh_logits, atol=1e-5, rtol=1e-5)
+        cold = agent.initial_state(1, "cpu")
+        for t in range(2, 5):
+            cold_logits, _, cold = agent.step(frames[t, 1:2], cold)
+        assert not torch.allclose(logits[4, 1:2], cold_logits, atol=1e-4)
+        # env 2: truncated at step 3 -> V(final frame) with the state after step 3, not zero
+        st = (state0[0][2:], state0[1][2:])
+        for t in range(4):
+            _, _, st = agent.step(frames[t, 2:], st)
+        _, final_value, _ = agent.step(final_frames[3, 2:], st)
+    torch.testing.assert_close(storage["final_values"][3, 2:], final_value)
+    assert storage["final_values"].count_nonzero() == 1
+    values.sum().backward()
+    assert agent.convs[0].weight.grad is not None and state0[0].grad is None  # detached at the boundary
 
 
 def test_network_shape_and_init(a2c):
