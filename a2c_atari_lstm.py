@@ -272,6 +272,7 @@ class AtariGames:
         reward = np.asarray(reward, dtype=np.float64)
         self.game_return += reward
         self.game_length += 1
+        self.last_game_over = game_over
         ended_returns = self.game_return[game_over].copy()
         ended_lengths = self.game_length[game_over].copy()
         self.game_return[game_over] = 0
@@ -497,20 +498,23 @@ def load_model(path: str, device: torch.device = torch.device("cpu")) -> tuple[A
 
 @torch.no_grad()
 def evaluate(agent, args: Args, num_games: int, seed: int, device) -> list[float]:
-    """Play `num_games` whole games (stochastic policy, as trained) and return their raw scores."""
-    envs = AtariGames(args.env_id, min(num_games, args.num_envs), args.env_backend, seed)
+    """Play `num_games` whole games at once, one per env (stochastic policy, as trained), and return
+    their raw scores; one game per env, so short games are not over-represented."""
+    envs = AtariGames(args.env_id, num_games, args.env_backend, seed)
     obs = torch.as_tensor(envs.reset(), device=device)
-    state = agent.initial_state(envs.num_envs, device)
-    scores: list[float] = []
-    while len(scores) < num_games:
+    state = agent.initial_state(num_games, device)
+    scores = np.full(num_games, np.nan)
+    while np.isnan(scores).any():
         logits, _, state = agent.step(obs, state)
         action = Categorical(logits=logits).sample()
         obs, _, terminated, truncated, _, (game_returns, _) = envs.step(action.cpu().numpy())
+        ended = np.flatnonzero(envs.last_game_over)
+        first = np.isnan(scores[ended])
+        scores[ended[first]] = game_returns[first]
         state = reset_lstm_state(state, torch.as_tensor(terminated | truncated, device=device))
         obs = torch.as_tensor(obs, device=device)
-        scores.extend(float(r) for r in game_returns)
     envs.close()
-    return scores[:num_games]
+    return [float(s) for s in scores]
 
 
 def format_seconds(seconds: float) -> str:
