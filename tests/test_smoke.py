@@ -104,6 +104,22 @@ ROWS = [
         False,
         id="random-atari-breakout",
     ),
+    pytest.param(
+        "a2c_atari_lstm.py",
+        ["--total-timesteps", "400", "--save-model", "--eval-episodes", "1"],
+        {"charts/SPS", "charts/learning_rate", "losses/policy_loss", "losses/value_loss", "losses/entropy",
+         "losses/explained_variance", "eval/episodic_return"},  # no Pong game ends within 400 training steps
+        True,
+        id="a2c-pong",
+    ),
+    pytest.param(
+        "a2c_atari_lstm.py",
+        ["--env-id", "BreakoutNoFrameskip-v4", "--env-backend", "gymnasium", "--num-envs", "1",
+         "--num-steps", "20", "--total-timesteps", "600"],
+        {"charts/episodic_return", "charts/episodic_length", "charts/SPS", "losses/policy_loss"},
+        False,
+        id="a2c-breakout-gymnasium-backend",
+    ),
 ]
 
 
