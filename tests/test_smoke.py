@@ -137,3 +137,32 @@ def test_smoke(script, args, tags, saves_model, tmp_path: Path):
         checkpoint = torch.load(model_files[0], map_location="cpu", weights_only=True)
         assert checkpoint["model"] and all(isinstance(v, torch.Tensor) for v in checkpoint["model"].values())
         assert checkpoint["args"]["exp_name"] == Path(script).stem
+
+A3C_TAGS = {
+    "charts/episodic_return",
+    "charts/episodic_length",
+    "charts/SPS",
+    "charts/learning_rate",
+    "losses/policy_loss",
+    "losses/value_loss",
+    "losses/entropy",
+    "eval/episodic_return",
+}
+ROWS += [
+    pytest.param(
+        "a3c_pong_hogwild.py",
+        ["--env-id", "CartPole-v1", "--num-processes", "2", "--total-timesteps", "3000", "--test-episodes", "2",
+         "--eval-interval", "1000", "--save-model", "--eval-episodes", "2"],
+        A3C_TAGS,
+        True,
+        id="a3c-cartpole-2proc",
+    ),
+    pytest.param(
+        "a3c_pong_hogwild.py",
+        ["--num-processes", "2", "--total-timesteps", "400", "--save-model", "--eval-episodes", "1"],
+        A3C_TAGS - {"charts/episodic_return", "charts/episodic_length", "losses/policy_loss", "losses/value_loss",
+                    "losses/entropy"},
+        True,
+        id="a3c-pong-2proc",
+    ),
+]

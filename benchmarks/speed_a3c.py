@@ -1,0 +1,228 @@
+"""Measurements of a3c_pong_hogwild.py that are not plain learning curves.
+
+    flock /tmp/rl-bench.lock python -m benchmarks.speed_a3c pong [--rounds 2] [--seconds 45]
+    python -m benchmarks.speed_a3c cartpole      # after: python -m benchmarks run a3c_cartpole --workers 1
+
+`pong`: Hogwild! throughput on PongDeterministic-v4 in one command, interleaved over `--rounds`
+rounds: (a) the env-only stepping rate of the script's own preprocessing (`make_env`: frameskip 4,
+42x42 grey frames, running normalisation) with random actions, in 1 and in 2 parallel processes;
+(b) the script training with 1 and with 2 worker processes (no test process, no checkpoints).
+A training run's rate is its steady state: env steps / wall time between its `charts/SPS` points
+after the first 20% of the run, read from the TensorBoard event times (start-up excluded). Writes
+`benchmarks/results/a3c_pong_throughput.md` with the 2-vs-1 scaling ratio and per-process SPS
+against the env-only rate.
+
+`cartpole`: reads the runs of the `a3c_cartpole` suite (2 worker processes, 3 seeds) and writes
+`benchmarks/results/a3c_cartpole.md`: the wall time (since the run's TensorBoard writer was made)
+and the env step at which the test process's 20-episode greedy mean first reaches 475, and the
+last evaluation's mean.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.fragments import write_fragment
+from benchmarks.suite import BENCH_DIR, ROOT
+
+SCRIPT = ROOT / "a3c_pong_hogwild.py"
+PONG = "PongDeterministic-v4"
+
+
+def events(run_dir: Path, tag: str) -> list:
+    """[(step, value, wall_time), ...] of one scalar tag in a run directory's event files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = []
+    for event_file in sorted(run_dir.glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(event_file), size_guidance={"scalars": 0})
+        acc.Reload()
+        if tag in acc.Tags()["scalars"]:
+            out += [(e.step, e.value, e.wall_time) for e in acc.Scalars(tag)]
+    return sorted(out, key=lambda e: e[2])
+
+
+def first_event_time(run_dir: Path) -> float:
+    """Wall time of the first event (the hyperparameter text, written when the writer is made)."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    event_file = sorted(run_dir.glob("events.out.tfevents.*"))[0]
+    return next(iter(EventFileLoader(str(event_file)).Load())).wall_time
+
+
+# --- pong ------------------------------------------------------------------------------------
+
+
+def env_only_child(steps: int, seed: int) -> None:
+    """Step the script's preprocessed Pong env with random actions; print {"sps": ...}."""
+    spec = importlib.util.spec_from_file_location("a3c_pong_hogwild", SCRIPT)
+    a3c = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(a3c)
+    import ale_py
+    import gymnasium as gym
+
+    gym.register_envs(ale_py)
+    env = a3c.make_env(PONG)
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    for _ in range(200):  # warm-up
+        env.step(env.action_space.sample())
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    print(json.dumps({"sps": steps / (time.perf_counter() - start)}))
+
+
+def env_only(processes: int, steps: int) -> float:
+    """Total env-only steps/s of `processes` processes stepping at the same time."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.speed_a3c", "_env_only", "--steps", str(steps), "--seed", str(i + 1)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(processes)
+    ]
+    rates = [json.loads(p.communicate()[0].strip().splitlines()[-1])["sps"] for p in procs]
+    return float(sum(rates))
+
+
+def training(processes: int, steps: int) -> dict:
+    """Train with `processes` workers for `steps` env steps; steady-state total steps/s."""
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [
+            sys.executable, str(SCRIPT), "--env-id", PONG, "--num-processes", str(processes),
+            "--total-timesteps", str(steps), "--test-episodes", "0", "--checkpoint-interval", "0",
+        ]  # fmt: skip
+        start = time.perf_counter()
+        result = subprocess.run(command, cwd=tmp, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+        (run_dir,) = (Path(tmp) / "runs").iterdir()
+        points = events(run_dir, "charts/SPS")
+        steady = [p for p in points if p[0] >= 0.2 * steps]
+        first, last = steady[0], steady[-1]
+        rate = (last[0] - first[0]) / (last[2] - first[2])
+        return {"sps": rate, "wall_s": wall, "steps": int(last[0])}
+
+
+def pong(rounds: int, seconds: float) -> None:
+    # a first guess of the rates sizes the runs to about `seconds` each
+    guess_env = env_only(1, 2000)
+    steps_per_proc = int(seconds * guess_env / 4.0)  # training runs at roughly a quarter of env-only speed
+    results = {"env1": [], "env2": [], "a3c1": [], "a3c2": []}
+    for r in range(rounds):
+        order = ["env1", "a3c1", "a3c2", "env2"] if r % 2 == 0 else ["env2", "a3c2", "a3c1", "env1"]
+        for key in order:
+            if key.startswith("env"):
+                value = env_only(int(key[-1]), int(seconds / 3 * guess_env))
+            else:
+                value = training(int(key[-1]), steps_per_proc * int(key[-1]))["sps"]
+            results[key].append(value)
+            print(f"round {r + 1} {key}: {value:.0f} steps/s", flush=True)
+    mean = {k: float(np.mean(v)) for k, v in results.items()}
+    scaling = mean["a3c2"] / mean["a3c1"]
+    env_scaling = mean["env2"] / mean["env1"]
+
+    def cell(key):
+        return f"{mean[key]:.0f} ({', '.join(f'{v:.0f}' for v in results[key])})"
+
+    body = (
+        f"{PONG} (the script's `make_env`: NoFrameskip-v4 game, frameskip 4, no sticky actions, 42x42 "
+        f"grey frames with running normalisation). {rounds} interleaved rounds; each cell is the mean "
+        "total env steps/s (each round's value in brackets). Training: `a3c_pong_hogwild.py "
+        "--num-processes N --test-episodes 0 --checkpoint-interval 0`, steady-state rate after the first "
+        f"20% of {steps_per_proc} steps per worker. Env-only: random actions, N processes stepping at once.\n\n"
+        "| processes | A3C training, total steps/s | per process | env-only, total steps/s | per process | "
+        "training / env-only |\n|---|---|---|---|---|---|\n"
+        f"| 1 | {cell('a3c1')} | {mean['a3c1']:.0f} | {cell('env1')} | {mean['env1']:.0f} | "
+        f"{mean['a3c1'] / mean['env1']:.2f} |\n"
+        f"| 2 | {cell('a3c2')} | {mean['a3c2'] / 2:.0f} | {cell('env2')} | {mean['env2'] / 2:.0f} | "
+        f"{mean['a3c2'] / mean['env2']:.2f} |\n\n"
+        f"**Scaling, 2 worker processes / 1: {scaling:.2f}x** (target >= 1.8x); the env alone scales "
+        f"{env_scaling:.2f}x on the same cores.\n"
+    )
+    path = write_fragment(
+        "a3c_pong_throughput",
+        "A3C Hogwild! throughput on Pong: 1 vs 2 worker processes",
+        "python -m benchmarks.speed_a3c pong" + (f" --rounds {rounds}" if rounds != 2 else ""),
+        body,
+    )
+    print(f"scaling {scaling:.2f}x; written {path}")
+
+
+# --- cartpole ------------------------------------------------------------------------------
+
+
+def cartpole(threshold: float) -> None:
+    root = BENCH_DIR / "runs" / "a3c_cartpole" / "a3c-2proc" / "CartPole-v1"
+    rows, times = [], []
+    for seed_dir in sorted(root.glob("seed*")):
+        meta = json.loads((seed_dir / "meta.json").read_text())
+        (run_dir,) = [d for d in (seed_dir / "runs").iterdir() if d.is_dir()]
+        evals = events(run_dir, "eval/mean_return")
+        t0 = first_event_time(run_dir)
+        hit = next((e for e in evals if e[1] >= threshold), None)
+        if hit is not None:
+            times.append(hit[2] - t0)
+        rows.append(
+            f"| {seed_dir.name[4:]} | "
+            + (f"{hit[2] - t0:.0f} s ({(hit[2] - t0) / 60:.1f} min) | {hit[0]} |" if hit else "not reached | - |")
+            + f" {evals[-1][1]:.1f} (step {evals[-1][0]}) | {max(e[1] for e in evals):.1f} | {meta['wall_s']:.0f} s |"
+        )
+    command = " ".join(json.loads((sorted(root.glob("seed*"))[0] / "meta.json").read_text())["command"][1:])
+    command = command.replace(str(ROOT) + "/", "")
+    body = (
+        f"Runs of the `a3c_cartpole` suite (`python -m benchmarks run a3c_cartpole --workers 1`; each run: "
+        f"`{command}`). The test process plays 20 greedy episodes every 10000 env steps; the time is "
+        f"counted from the run's start (its TensorBoard writer, before the worker processes start) to "
+        f"the first evaluation whose 20-episode mean is >= {threshold:g}.\n\n"
+        f"| seed | time to {threshold:g} | env step | last evaluation (20 episodes) | best evaluation | "
+        f"run wall time |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+        + (
+            f"Reached by {len(times)} of {len(rows)} seeds; mean time {np.mean(times):.0f} s "
+            f"({np.mean(times) / 60:.1f} min; target: under 5 minutes).\n"
+            if times
+            else "Not reached by any seed.\n"
+        )
+    )
+    path = write_fragment(
+        "a3c_cartpole", "A3C Hogwild! on CartPole-v1, 2 processes: time to a greedy mean of 475",
+        "python -m benchmarks.speed_a3c cartpole", body,
+    )  # fmt: skip
+    print(body)
+    print(f"written {path}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["pong", "cartpole", "_env_only"])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=45.0, help="about how long each timed run lasts")
+    parser.add_argument("--threshold", type=float, default=475.0)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=1)
+    opts = parser.parse_args(argv)
+    if opts.what == "pong":
+        pong(opts.rounds, opts.seconds)
+    elif opts.what == "cartpole":
+        cartpole(opts.threshold)
+    else:
+        env_only_child(opts.steps, opts.seed)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
