@@ -44,6 +44,17 @@ GAIL_TAGS = PPO_TAGS | {
     "eval/final_return_sampling",
 }
 
+A3C_TAGS = {
+    "charts/episodic_return",
+    "charts/episodic_length",
+    "charts/SPS",
+    "charts/learning_rate",
+    "losses/policy_loss",
+    "losses/value_loss",
+    "losses/entropy",
+    "eval/episodic_return",
+}
+
 ROWS = [
     pytest.param(
         "ppo_discrete.py",
@@ -120,35 +131,6 @@ ROWS = [
         False,
         id="a2c-breakout-gymnasium-backend",
     ),
-]
-
-
-@pytest.mark.parametrize("script,args,tags,saves_model", ROWS)
-def test_smoke(script, args, tags, saves_model, tmp_path: Path):
-    result = run_script(script, args, cwd=tmp_path)
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
-    run_dirs = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
-    assert len(run_dirs) == 1, run_dirs
-    logged = set(read_scalars(run_dirs[0]))
-    assert tags <= logged, f"missing tags: {sorted(tags - logged)}"
-    model_files = list(run_dirs[0].glob("*.pt"))
-    if saves_model:
-        assert model_files, "no model file written"
-        checkpoint = torch.load(model_files[0], map_location="cpu", weights_only=True)
-        assert checkpoint["model"] and all(isinstance(v, torch.Tensor) for v in checkpoint["model"].values())
-        assert checkpoint["args"]["exp_name"] == Path(script).stem
-
-A3C_TAGS = {
-    "charts/episodic_return",
-    "charts/episodic_length",
-    "charts/SPS",
-    "charts/learning_rate",
-    "losses/policy_loss",
-    "losses/value_loss",
-    "losses/entropy",
-    "eval/episodic_return",
-}
-ROWS += [
     pytest.param(
         "a3c_pong_hogwild.py",
         ["--env-id", "CartPole-v1", "--num-processes", "2", "--total-timesteps", "3000", "--test-episodes", "2",
@@ -166,3 +148,19 @@ ROWS += [
         id="a3c-pong-2proc",
     ),
 ]
+
+
+@pytest.mark.parametrize("script,args,tags,saves_model", ROWS)
+def test_smoke(script, args, tags, saves_model, tmp_path: Path):
+    result = run_script(script, args, cwd=tmp_path)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    run_dirs = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    assert len(run_dirs) == 1, run_dirs
+    logged = set(read_scalars(run_dirs[0]))
+    assert tags <= logged, f"missing tags: {sorted(tags - logged)}"
+    model_files = list(run_dirs[0].glob("*.pt"))
+    if saves_model:
+        assert model_files, "no model file written"
+        checkpoint = torch.load(model_files[0], map_location="cpu", weights_only=True)
+        assert checkpoint["model"] and all(isinstance(v, torch.Tensor) for v in checkpoint["model"].values())
+        assert checkpoint["args"]["exp_name"] == Path(script).stem
