@@ -24,9 +24,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", default="ppo_discrete")
     parser.add_argument("--env-id", default="CartPole-v1")
+    parser.add_argument("--total-timesteps", type=int, default=None, help="override the suite's run length")
     opts = parser.parse_args(argv)
     member = next(m for m in discover_suites()[opts.suite] if opts.env_id in m.env_ids)
-    member = dataclasses.replace(member, env_ids=[opts.env_id])
+    extra = () if opts.total_timesteps is None else ("--total-timesteps", str(opts.total_timesteps))
+    member = dataclasses.replace(member, env_ids=[opts.env_id], args=(*member.args, *extra))
     results = {}
     for workers in (2, 1):
         results[workers] = run_suite(opts.suite, [member], workers=workers, runs_dir=BENCH_DIR / "runs" / "_scaling" / f"w{workers}")
@@ -49,7 +51,8 @@ def main(argv=None) -> None:
         + f"\n\n**Wall-time ratio, 1 worker / 2 workers: {ratio:.2f}x** "
         f"(ideal for {n} runs on 2 workers: {ideal:.2f}x; each run is slower when it shares the machine).\n"
     )
-    path = write_fragment("runner_scaling", "Parallel runner: 2 workers vs 1", COMMAND, body)
+    command = COMMAND + "".join(f" --{k.replace('_', '-')} {v}" for k, v in vars(opts).items() if v != parser.get_default(k))
+    path = write_fragment("runner_scaling", "Parallel runner: 2 workers vs 1", command, body)
     print(f"ratio {ratio:.2f}; written {path}")
 
 
