@@ -119,6 +119,8 @@ class Args:
     """the PPO learning rate of the inline expert (the article's expert actor uses 1e-3)"""
     expert_timesteps: int = 150000
     """environment steps of the inline PPO expert (0: a uniform-random policy makes the demonstrations)"""
+    expert_target_return: Optional[float] = None
+    """stop the expert early when its 20-episode mean return reaches this (unset: the env's threshold; inf: never)"""
     num_expert_episodes: int = 1
     """the number of expert episodes the demonstrations come from (`n_episode` in the article)"""
     num_expert_samples: int = 30
@@ -203,6 +205,14 @@ def check_env(env_id: str) -> tuple[int, int]:
     if not isinstance(observation_space, gym.spaces.Box):
         fail(f"--env-id {env_id!r} has observation space {observation_space}; this script needs a Box")
     return int(np.prod(observation_space.shape)), int(action_space.n)
+
+
+def reward_threshold(env_id: str) -> Optional[float]:
+    """The env's registered reward threshold (475 for CartPole-v1), None when it has none."""
+    try:
+        return gym.spec(env_id).reward_threshold
+    except Exception:  # an id gym.spec cannot resolve without making the env
+        return None
 
 
 def select_demonstrations(obs, actions, episode_lengths, num_episodes: int, num_samples: int, seed: int):
@@ -620,6 +630,7 @@ def train_expert(args, run_name: str, writer, device) -> Agent:
     next_obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
     global_step, recent_returns, start_time = 0, deque(maxlen=20), time.time()
     num_iterations = args.expert_timesteps // args.batch_size
+    target = reward_threshold(args.env_id) if args.expert_target_return is None else args.expert_target_return
     try:
         for iteration in range(1, num_iterations + 1):
             if args.anneal_lr:
@@ -641,7 +652,8 @@ def train_expert(args, run_name: str, writer, device) -> Agent:
             stats = ppo_update(agent, optimizer, flatten_rollout(storage, advantages, returns, obs_dim), args)
             for key, value in stats.items():
                 writer.add_scalar(f"losses/{key}", value, global_step)
-            if iteration % max(1, num_iterations // 10) == 0 or iteration == num_iterations:
+            reached = target is not None and len(recent_returns) == 20 and np.mean(recent_returns) >= target
+            if iteration % max(1, num_iterations // 10) == 0 or iteration == num_iterations or reached:
                 elapsed = time.time() - start_time
                 mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
                 print(
@@ -649,6 +661,9 @@ def train_expert(args, run_name: str, writer, device) -> Agent:
                     f"SPS {int(global_step / elapsed):>6d} | elapsed {format_seconds(elapsed)}",
                     flush=True,
                 )
+            if reached:
+                print(f"expert: 20-episode mean return reached {target} at step {global_step}; training stops")
+                break
     finally:
         envs.close()
     return agent.eval()
@@ -709,10 +724,9 @@ if __name__ == "__main__":
     seed_everything(args.seed, args.torch_deterministic)
     torch.set_num_threads(args.torch_threads)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    threshold = gym.spec(args.env_id).reward_threshold
+    threshold = reward_threshold(args.env_id)
     envs, interrupted, expert_evaluation = None, False, {}
-    agent = Agent(obs_dim, num_actions).to(device)
-    discriminator = Discriminator(obs_dim, num_actions, args.discriminator_hidden).to(device)
+    agent = discriminator = None  # made after the expert, so a seed gives the same expert in bc_cartpole.py
     model_path = f"runs/{run_name}/{args.exp_name}.pt"
     global_step = 0
     start_time = time.time()
@@ -741,6 +755,8 @@ if __name__ == "__main__":
 
         # env setup
         envs = make_vector_env(args, run_name)
+        agent = Agent(obs_dim, num_actions).to(device)
+        discriminator = Discriminator(obs_dim, num_actions, args.discriminator_hidden).to(device)
         optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
         d_optimizer = optim.Adam(discriminator.parameters(), lr=args.discriminator_lr)
 
@@ -830,7 +846,7 @@ if __name__ == "__main__":
     # shutdown
     if envs is not None:
         envs.close()
-    if args.save_model:
+    if args.save_model and agent is not None:
         save_model(agent, discriminator, args, model_path)
         print(f"model saved to {model_path}")
     if not interrupted:
