@@ -63,5 +63,22 @@ SUITES = {
             args=[*RANDOM_DEMOS, "--reward-type", "logit"],
             thresholds={"CartPole-v1": 475},
         ),
+        # the zero-centred reward with a learnt absorbing state for terminations (--absorbing)
+        Suite(
+            "gail-expert-logit-absorbing",
+            "gail_cartpole.py",
+            ENVS,
+            SEEDS,
+            args=["--reward-type", "logit", "--absorbing"],
+            thresholds={"CartPole-v1": 475},
+        ),
+        Suite(
+            "gail-random-demos-logit-absorbing",
+            "gail_cartpole.py",
+            ENVS,
+            SEEDS,
+            args=[*RANDOM_DEMOS, "--reward-type", "logit", "--absorbing"],
+            thresholds={"CartPole-v1": 475},
+        ),
     ],
 }
