@@ -126,6 +126,8 @@ class Args:
     """the PPO learning rate of the inline expert (the article's expert actor uses 1e-3)"""
     expert_timesteps: int = 150000
     """environment steps of the inline PPO expert (0: a uniform-random policy makes the demonstrations)"""
+    expert_target_return: Optional[float] = None
+    """stop the expert early when its 20-episode mean return reaches this (unset: the env's threshold; inf: never)"""
     num_expert_episodes: int = 1
     """the number of expert episodes the demonstrations come from (`n_episode` in the article)"""
     num_expert_samples: int = 30
@@ -199,6 +201,14 @@ def check_env(env_id: str) -> tuple[int, int]:
     if not isinstance(observation_space, gym.spaces.Box):
         fail(f"--env-id {env_id!r} has observation space {observation_space}; this script needs a Box")
     return int(np.prod(observation_space.shape)), int(action_space.n)
+
+
+def reward_threshold(env_id: str) -> Optional[float]:
+    """The env's registered reward threshold (475 for CartPole-v1), None when it has none."""
+    try:
+        return gym.spec(env_id).reward_threshold
+    except Exception:  # an id gym.spec cannot resolve without making the env
+        return None
 
 
 def select_demonstrations(obs, actions, episode_lengths, num_episodes: int, num_samples: int, seed: int):
@@ -595,6 +605,7 @@ def train_expert(args, run_name: str, writer, device) -> Agent:
     next_obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
     global_step, recent_returns, start_time = 0, deque(maxlen=20), time.time()
     num_iterations = args.expert_timesteps // args.batch_size
+    target = reward_threshold(args.env_id) if args.expert_target_return is None else args.expert_target_return
     try:
         for iteration in range(1, num_iterations + 1):
             if args.anneal_lr:
@@ -616,7 +627,8 @@ def train_expert(args, run_name: str, writer, device) -> Agent:
             stats = ppo_update(agent, optimizer, flatten_rollout(storage, advantages, returns, obs_dim), args)
             for key, value in stats.items():
                 writer.add_scalar(f"losses/{key}", value, global_step)
-            if iteration % max(1, num_iterations // 10) == 0 or iteration == num_iterations:
+            reached = target is not None and len(recent_returns) == 20 and np.mean(recent_returns) >= target
+            if iteration % max(1, num_iterations // 10) == 0 or iteration == num_iterations or reached:
                 elapsed = time.time() - start_time
                 mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
                 print(
@@ -624,6 +636,9 @@ def train_expert(args, run_name: str, writer, device) -> Agent:
                     f"SPS {int(global_step / elapsed):>6d} | elapsed {format_seconds(elapsed)}",
                     flush=True,
                 )
+            if reached:
+                print(f"expert: 20-episode mean return reached {target} at step {global_step}; training stops")
+                break
     finally:
         envs.close()
     return agent.eval()
@@ -683,9 +698,9 @@ if __name__ == "__main__":
     seed_everything(args.seed, args.torch_deterministic)
     torch.set_num_threads(args.torch_threads)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    threshold = gym.spec(args.env_id).reward_threshold
+    threshold = reward_threshold(args.env_id)
     interrupted, expert_evaluation, iteration = False, {}, 0
-    policy = PolicyNet(obs_dim, args.bc_hidden_dim, num_actions).to(device)
+    policy = None  # made after the expert, so a seed gives the same expert in gail_cartpole.py
     model_path = f"runs/{run_name}/{args.exp_name}.pt"
     eval_mode = "greedy" if args.eval_greedy else "sampling"
 
@@ -710,6 +725,7 @@ if __name__ == "__main__":
         print(f"cloning {len(expert_actions)} expert state-action pairs (expert return {expert_return:.1f})")
 
         # env setup (BC never acts while it learns; environments are only made to evaluate it)
+        policy = PolicyNet(obs_dim, args.bc_hidden_dim, num_actions).to(device)
         optimizer = optim.Adam(policy.parameters(), lr=args.bc_learning_rate)
 
         # storage
@@ -754,7 +770,7 @@ if __name__ == "__main__":
         print(f"interrupted at iteration {iteration}", file=sys.stderr)
 
     # shutdown
-    if args.save_model:
+    if args.save_model and policy is not None:
         save_model(policy, args, model_path)
         print(f"model saved to {model_path}")
     if not interrupted:

@@ -32,7 +32,10 @@ Departures from the article:
   -log D is always positive, which on CartPole rewards survival whatever the demonstrations);
 - CartPole-v1 (500 cap) instead of CartPole-v0; terminations end the return (value 0), time-limit
   truncations are bootstrapped from the critic; the GAIL reward replaces the environment reward
-  and the true return is what is logged as `charts/episodic_return`.
+  and the true return is what is logged as `charts/episodic_return`;
+- `--absorbing`: a termination leads instead to an absorbing state whose reward the discriminator
+  learns (Kostrikov et al., 2019, "Discriminator-Actor-Critic"); expert episodes shorter than the
+  time limit count as terminated, a file without `episode_lengths` as never terminating.
 """
 
 import os
@@ -119,6 +122,8 @@ class Args:
     """the PPO learning rate of the inline expert (the article's expert actor uses 1e-3)"""
     expert_timesteps: int = 150000
     """environment steps of the inline PPO expert (0: a uniform-random policy makes the demonstrations)"""
+    expert_target_return: Optional[float] = None
+    """stop the expert early when its 20-episode mean return reaches this (unset: the env's threshold; inf: never)"""
     num_expert_episodes: int = 1
     """the number of expert episodes the demonstrations come from (`n_episode` in the article)"""
     num_expert_samples: int = 30
@@ -133,6 +138,8 @@ class Args:
     """full-batch discriminator steps per rollout (the article: one per episode)"""
     reward_type: Literal["neg_log_d", "logit"] = "neg_log_d"
     """the generator's reward: -log D(s,a) as in the article, or the zero-centred logit log D_expert - log D_agent"""
+    absorbing: bool = False
+    """if toggled, a termination leads to an absorbing state whose reward the discriminator learns (DAC)"""
 
 
 def fail(message: str) -> None:
@@ -164,6 +171,8 @@ def validate_args(args: Args) -> None:
     validate_expert_args(args, batch_size)
     if args.discriminator_lr <= 0 or args.discriminator_hidden <= 0 or args.discriminator_epochs <= 0:
         fail("--discriminator-lr, --discriminator-hidden and --discriminator-epochs must be positive")
+    if args.absorbing and args.gamma >= 1.0:
+        fail("--absorbing needs --gamma < 1 (the absorbing state's value is r / (1 - gamma))")
     if args.torch_threads <= 0:
         fail(f"--torch-threads must be a positive integer, got {args.torch_threads}")
     if args.track:
@@ -203,6 +212,22 @@ def check_env(env_id: str) -> tuple[int, int]:
     if not isinstance(observation_space, gym.spaces.Box):
         fail(f"--env-id {env_id!r} has observation space {observation_space}; this script needs a Box")
     return int(np.prod(observation_space.shape)), int(action_space.n)
+
+
+def max_episode_steps(env_id: str) -> Optional[int]:
+    """The env's registered time limit (500 for CartPole-v1), None when it has none."""
+    try:
+        return gym.spec(env_id).max_episode_steps
+    except Exception:  # an id gym.spec cannot resolve without making the env
+        return None
+
+
+def reward_threshold(env_id: str) -> Optional[float]:
+    """The env's registered reward threshold (475 for CartPole-v1), None when it has none."""
+    try:
+        return gym.spec(env_id).reward_threshold
+    except Exception:  # an id gym.spec cannot resolve without making the env
+        return None
 
 
 def select_demonstrations(obs, actions, episode_lengths, num_episodes: int, num_samples: int, seed: int):
@@ -368,26 +393,55 @@ class Agent(nn.Module):
 
 class Discriminator(nn.Module):
     """D(s, a) of the article: one hidden ReLU layer on (state, one-hot action). It returns the
-    logit of D, the probability that the pair comes from the agent (the article's sigmoid output)."""
+    logit of D, the probability that the pair comes from the agent (the article's sigmoid output).
+    With `absorbing`, one more input flags the absorbing state (zero state and action, flag 1)."""
 
-    def __init__(self, obs_dim: int, num_actions: int, hidden_dim: int):
+    def __init__(self, obs_dim: int, num_actions: int, hidden_dim: int, absorbing: bool = False):
         super().__init__()
-        self.num_actions = num_actions
-        self.net = nn.Sequential(nn.Linear(obs_dim + num_actions, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, 1))
+        self.obs_dim, self.num_actions, self.absorbing = obs_dim, num_actions, absorbing
+        in_dim = obs_dim + num_actions + int(absorbing)
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, 1))
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([obs, one_hot_actions(actions, self.num_actions)], dim=1)).squeeze(1)
+        parts = [obs, one_hot_actions(actions, self.num_actions)]
+        if self.absorbing:
+            parts.append(torch.zeros(len(obs), 1, device=obs.device))
+        return self.net(torch.cat(parts, dim=1)).squeeze(1)
+
+    def absorbing_logit(self) -> torch.Tensor:
+        """The logit of the absorbing state, shape (1,)."""
+        x = torch.zeros(1, self.obs_dim + self.num_actions + 1, device=self.net[0].weight.device)
+        x[0, -1] = 1.0
+        return self.net(x).squeeze(1)
 
 
 def one_hot_actions(actions: torch.Tensor, num_actions: int) -> torch.Tensor:
     return F.one_hot(actions.long(), num_actions).float()
 
 
-def discriminator_loss(agent_logits: torch.Tensor, expert_logits: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy with the article's labels: agent pairs 1, expert pairs 0 (each term a mean)."""
-    agent_loss = F.binary_cross_entropy_with_logits(agent_logits, torch.ones_like(agent_logits))
-    expert_loss = F.binary_cross_entropy_with_logits(expert_logits, torch.zeros_like(expert_logits))
-    return agent_loss + expert_loss
+def discriminator_loss(
+    agent_logits: torch.Tensor,
+    expert_logits: torch.Tensor,
+    absorbing_logit: Optional[torch.Tensor] = None,
+    agent_absorbing: float = 0.0,
+    expert_absorbing: float = 0.0,
+) -> torch.Tensor:
+    """Binary cross-entropy with the article's labels: agent pairs 1, expert pairs 0 (each term a mean).
+
+    With an absorbing state, its logit counts as `agent_absorbing` more agent samples (the rollout's
+    terminations) and `expert_absorbing` more expert samples (the expert's terminations per pair,
+    scaled to the number of expert pairs).
+    """
+    if absorbing_logit is None:
+        agent_loss = F.binary_cross_entropy_with_logits(agent_logits, torch.ones_like(agent_logits))
+        expert_loss = F.binary_cross_entropy_with_logits(expert_logits, torch.zeros_like(expert_logits))
+        return agent_loss + expert_loss
+    def bce_sum(logits, label):
+        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label), reduction="sum")
+
+    agent_sum = bce_sum(agent_logits, 1.0) + agent_absorbing * bce_sum(absorbing_logit, 1.0)
+    expert_sum = bce_sum(expert_logits, 0.0) + expert_absorbing * bce_sum(absorbing_logit, 0.0)
+    return agent_sum / (len(agent_logits) + agent_absorbing) + expert_sum / (len(expert_logits) + expert_absorbing)
 
 
 def gail_reward(logits: torch.Tensor, reward_type: str) -> torch.Tensor:
@@ -401,6 +455,16 @@ def gail_reward(logits: torch.Tensor, reward_type: str) -> torch.Tensor:
     if reward_type == "logit":
         return -logits
     raise ValueError(f"unknown reward type {reward_type!r}")
+
+
+def terminated_fraction(episode_lengths, max_episode_steps: Optional[int]) -> float:
+    """Absorbing-state samples per expert pair: episodes shorter than the time limit terminated.
+    Without episode lengths the demonstrations are taken to never terminate."""
+    if episode_lengths is None or len(episode_lengths) == 0:
+        return 0.0
+    lengths = np.asarray(episode_lengths)
+    terminated = lengths < max_episode_steps if max_episode_steps else np.ones(len(lengths), dtype=bool)
+    return float(terminated.sum() / lengths.sum())
 
 
 def compute_gae(
@@ -528,6 +592,7 @@ def make_storage(num_steps: int, num_envs: int, obs_dim: int, device: torch.devi
         "dones": zeros(),
         "values": zeros(),
         "final_values": zeros(),
+        "terminations": zeros(),
     }
 
 
@@ -552,6 +617,7 @@ def collect_rollout(agent, envs, next_obs, storage, global_step, writer, recent_
         storage["rewards"][step] = torch.as_tensor(reward, dtype=torch.float32, device=device)
         storage["dones"][step] = torch.as_tensor(terminations | truncations, dtype=torch.float32, device=device)
         storage["final_values"][step] = 0.0
+        storage["terminations"][step] = torch.as_tensor(terminations, dtype=torch.float32, device=device)
         truncated_only = np.flatnonzero(truncations & ~terminations)
         if len(truncated_only):
             final_obs = np.stack(infos["final_obs"][truncated_only]).astype(np.float32)
@@ -620,6 +686,7 @@ def train_expert(args, run_name: str, writer, device) -> Agent:
     next_obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
     global_step, recent_returns, start_time = 0, deque(maxlen=20), time.time()
     num_iterations = args.expert_timesteps // args.batch_size
+    target = reward_threshold(args.env_id) if args.expert_target_return is None else args.expert_target_return
     try:
         for iteration in range(1, num_iterations + 1):
             if args.anneal_lr:
@@ -641,7 +708,8 @@ def train_expert(args, run_name: str, writer, device) -> Agent:
             stats = ppo_update(agent, optimizer, flatten_rollout(storage, advantages, returns, obs_dim), args)
             for key, value in stats.items():
                 writer.add_scalar(f"losses/{key}", value, global_step)
-            if iteration % max(1, num_iterations // 10) == 0 or iteration == num_iterations:
+            reached = target is not None and len(recent_returns) == 20 and np.mean(recent_returns) >= target
+            if iteration % max(1, num_iterations // 10) == 0 or iteration == num_iterations or reached:
                 elapsed = time.time() - start_time
                 mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
                 print(
@@ -649,6 +717,9 @@ def train_expert(args, run_name: str, writer, device) -> Agent:
                     f"SPS {int(global_step / elapsed):>6d} | elapsed {format_seconds(elapsed)}",
                     flush=True,
                 )
+            if reached:
+                print(f"expert: 20-episode mean return reached {target} at step {global_step}; training stops")
+                break
     finally:
         envs.close()
     return agent.eval()
@@ -683,7 +754,7 @@ def expert_demonstrations(args, run_name: str, writer, eval_episodes: int, devic
         writer.add_scalar(f"charts/expert_return_{mode}", np.mean(ev_returns), 0)
     writer.add_scalar("charts/expert_demo_return", np.mean(returns), 0)
     pairs = select_demonstrations(obs, actions, None, 1, args.num_expert_samples, args.seed)
-    return pairs, evaluation
+    return pairs, evaluation, np.asarray(lengths)
 
 
 def format_seconds(seconds: float) -> str:
@@ -709,10 +780,9 @@ if __name__ == "__main__":
     seed_everything(args.seed, args.torch_deterministic)
     torch.set_num_threads(args.torch_threads)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    threshold = gym.spec(args.env_id).reward_threshold
+    threshold = reward_threshold(args.env_id)
     envs, interrupted, expert_evaluation = None, False, {}
-    agent = Agent(obs_dim, num_actions).to(device)
-    discriminator = Discriminator(obs_dim, num_actions, args.discriminator_hidden).to(device)
+    agent = discriminator = None  # made after the expert, so a seed gives the same expert in bc_cartpole.py
     model_path = f"runs/{run_name}/{args.exp_name}.pt"
     global_step = 0
     start_time = time.time()
@@ -720,7 +790,7 @@ if __name__ == "__main__":
     try:
         # expert demonstrations: a file, or sampled from a PPO expert trained here
         if demos is None:
-            (expert_obs, expert_actions), expert_evaluation = expert_demonstrations(
+            (expert_obs, expert_actions), expert_evaluation, expert_lengths = expert_demonstrations(
                 args, run_name, writer, args.eval_episodes, device
             )
             expert_return = np.mean(expert_evaluation["sampling"][0])
@@ -734,13 +804,18 @@ if __name__ == "__main__":
                 args.seed,
             )
             expert_return = float("nan") if demos["episode_returns"] is None else np.mean(demos["episode_returns"])
+            lengths = demos["episode_lengths"]
+            expert_lengths = None if lengths is None else lengths[: args.num_expert_episodes]
         writer.add_scalar("charts/expert_return", expert_return, 0)
+        expert_absorbing = len(expert_actions) * terminated_fraction(expert_lengths, max_episode_steps(args.env_id))
         print(f"imitating {len(expert_actions)} expert state-action pairs (expert return {expert_return:.1f})")
         expert_obs = torch.as_tensor(expert_obs, device=device)
         expert_actions = torch.as_tensor(expert_actions, device=device)
 
         # env setup
         envs = make_vector_env(args, run_name)
+        agent = Agent(obs_dim, num_actions).to(device)
+        discriminator = Discriminator(obs_dim, num_actions, args.discriminator_hidden, args.absorbing).to(device)
         optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
         d_optimizer = optim.Adam(discriminator.parameters(), lr=args.discriminator_lr)
 
@@ -767,10 +842,14 @@ if __name__ == "__main__":
             b_actions = storage["actions"].reshape(-1).long()
 
             # discriminator: agent pairs of this rollout against all expert pairs, then the reward
+            agent_absorbing = storage["terminations"].sum().item()
             for _ in range(args.discriminator_epochs):
                 agent_logits = discriminator(b_obs, b_actions)
                 expert_logits = discriminator(expert_obs, expert_actions)
-                d_loss = discriminator_loss(agent_logits, expert_logits)
+                absorbing_logit = discriminator.absorbing_logit() if args.absorbing else None
+                d_loss = discriminator_loss(
+                    agent_logits, expert_logits, absorbing_logit, agent_absorbing, expert_absorbing
+                )
                 d_optimizer.zero_grad()
                 d_loss.backward()
                 d_optimizer.step()
@@ -779,6 +858,9 @@ if __name__ == "__main__":
                 agent_acc = (agent_logits > 0).float().mean().item()
                 rewards = gail_reward(discriminator(b_obs, b_actions), args.reward_type)
                 storage["rewards"] = rewards.view(args.num_steps, args.num_envs)
+                if args.absorbing:  # a termination enters the absorbing state: value r_abs / (1 - gamma)
+                    absorbing_reward = gail_reward(discriminator.absorbing_logit(), args.reward_type).item()
+                    storage["final_values"] += storage["terminations"] * absorbing_reward / (1.0 - args.gamma)
 
             # advantages
             with torch.no_grad():
@@ -810,6 +892,8 @@ if __name__ == "__main__":
             writer.add_scalar("charts/discriminator_expert_acc", expert_acc, global_step)
             writer.add_scalar("charts/discriminator_agent_acc", agent_acc, global_step)
             writer.add_scalar("charts/gail_reward", rewards.mean().item(), global_step)
+            if args.absorbing:
+                writer.add_scalar("charts/absorbing_reward", absorbing_reward, global_step)
             writer.add_scalar("charts/SPS", sps, global_step)
             mean_return = np.mean(recent_returns) if recent_returns else float("nan")
             if solved_at is None and threshold is not None and len(recent_returns) == 20 and mean_return >= threshold:
@@ -830,7 +914,7 @@ if __name__ == "__main__":
     # shutdown
     if envs is not None:
         envs.close()
-    if args.save_model:
+    if args.save_model and agent is not None:
         save_model(agent, discriminator, args, model_path)
         print(f"model saved to {model_path}")
     if not interrupted:

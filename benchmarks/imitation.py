@@ -40,6 +40,7 @@ def run_stats(seed_dir: Path) -> dict:
         expert_sampling=last(scalars, "charts/expert_return_sampling"),
         expert_demo=last(scalars, "charts/expert_demo_return"),
         greedy=last(scalars, "eval/final_return_greedy"),
+        expert_steps=scalars["expert/losses/policy_loss"][-1][0] if "expert/losses/policy_loss" in scalars else 0,
         sampling=last(scalars, "eval/final_return_sampling"),
     )
     if "losses/bc_loss" in scalars:  # BC: the first periodic evaluation (5 episodes) at >= 475
@@ -74,6 +75,7 @@ def table(suite: str, label: str, runs: list) -> str:
     reached_name = "steps to 20-ep mean >= 475" if is_gail else "first iteration with eval >= 475"
     header = [
         "seed",
+        "expert steps",
         "expert greedy",
         "expert sampling",
         "demo episode",
@@ -93,6 +95,7 @@ def table(suite: str, label: str, runs: list) -> str:
             continue
         row = [
             str(r["seed"]),
+            str(r["expert_steps"]),
             fmt(r["expert_greedy"]),
             fmt(r["expert_sampling"]),
             fmt(r["expert_demo"]),
@@ -114,6 +117,7 @@ def table(suite: str, label: str, runs: list) -> str:
         reached = [r["reached"] for r in ok]
         row = [
             "mean",
+            f"{mean('expert_steps'):.0f}",
             fmt(mean("expert_greedy")),
             fmt(mean("expert_sampling")),
             fmt(mean("expert_demo")),
@@ -136,7 +140,9 @@ def main() -> None:
         "*demo episode* is the return of the expert episode the demonstrations were sampled from. "
         "For BC the periodic evaluation (every 10 iterations, 5 greedy episodes) gives the first "
         "iteration reaching 475; for GAIL the 20-episode rolling mean of the true training return "
-        "gives the step. Random-demonstration rows are the control: their 'expert' is a uniform-random "
+        "gives the step (the generator's steps, after the expert's). The inline expert trains until its "
+        "20-episode mean training return reaches 475 (or 150k steps); *expert steps* is where it stopped. "
+        "Random-demonstration rows are the control: their 'expert' is a uniform-random "
         "policy (its greedy column is the constant action 0).",
         "",
     ]

@@ -75,3 +75,36 @@ def test_gail_bad_input_exits_2_before_writing(args, tmp_path):
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_absorbing_state_in_the_discriminator_loss(gail):
+    zero = torch.zeros(1)
+    absorbing = torch.tensor([math.log(9.0)])  # D(absorbing) = 0.9: looks like the agent
+    # agent: (ln 2 + 1 x -ln 0.9) / 2 = 0.399254; expert: (ln 2 + 0.5 x -ln 0.1) / 1.5 = 1.229627
+    loss = gail.discriminator_loss(zero, zero, absorbing, agent_absorbing=1.0, expert_absorbing=0.5)
+    assert loss.item() == pytest.approx(1.628881, abs=1e-6)
+    # no absorbing samples on either side: the plain loss
+    plain = gail.discriminator_loss(zero, zero, absorbing, 0.0, 0.0)
+    assert plain.item() == pytest.approx(gail.discriminator_loss(zero, zero).item(), abs=1e-6)
+
+
+def test_absorbing_input_is_flagged(gail):
+    discriminator = gail.Discriminator(obs_dim=2, num_actions=2, hidden_dim=4, absorbing=True)
+    assert discriminator.net[0].in_features == 5
+    with torch.no_grad():
+        discriminator.net[0].weight.zero_()
+        discriminator.net[0].bias.zero_()
+        discriminator.net[0].weight[0, 4] = 1.0  # hidden unit 0 reads the absorbing flag only
+        discriminator.net[2].weight.zero_()
+        discriminator.net[2].weight[0, 0] = 3.0
+        discriminator.net[2].bias.zero_()
+    assert discriminator.absorbing_logit().tolist() == [3.0]
+    assert discriminator(torch.ones(2, 2), torch.tensor([0, 1])).tolist() == [0.0, 0.0]
+
+
+def test_terminated_fraction(gail):
+    # CartPole-v1 (limit 500): the 20- and 30-step episodes terminated, the 500-step one was truncated
+    assert gail.terminated_fraction(np.array([500, 20, 30]), 500) == pytest.approx(2 / 550)
+    assert gail.terminated_fraction(np.array([500, 20, 30]), None) == pytest.approx(3 / 550)
+    assert gail.terminated_fraction(None, 500) == 0.0
+    assert gail.max_episode_steps("CartPole-v1") == 500

@@ -96,10 +96,11 @@ ROWS = [
     pytest.param(
         "gail_cartpole.py",
         ["--env-id", "Acrobot-v1", "--num-envs", "1", "--num-steps", "512", "--expert-timesteps", "512",
-         "--num-expert-samples", "0", "--total-timesteps", "1024", "--eval-episodes", "1", "--reward-type", "logit"],
-        GAIL_TAGS,
+         "--num-expert-samples", "0", "--total-timesteps", "1024", "--eval-episodes", "1", "--reward-type", "logit",
+         "--absorbing"],
+        GAIL_TAGS | {"charts/absorbing_reward"},
         False,
-        id="gail-acrobot-logit-reward",
+        id="gail-acrobot-logit-reward-absorbing",
     ),
     pytest.param(
         "random_baseline.py",
