@@ -92,7 +92,7 @@ class Args:
     env_backend: Literal["ale", "gymnasium"] = "ale"
     """`ale`: ale-py's native C++ vector env; `gymnasium`: gymnasium wrappers in a SyncVectorEnv"""
     checkpoint_interval: int = 1_000_000
-    """save `runs/<run name>/checkpoint.pt` every this many steps (0: only on Ctrl-C)"""
+    """save `runs/<run name>/checkpoint.pt` every this many steps and at the end (0: only on Ctrl-C)"""
     resume: Optional[str] = None
     """a checkpoint to continue from: its run directory, step counter and settings, except the flags given"""
     eval_episodes: int = 10
@@ -603,9 +603,10 @@ if __name__ == "__main__":
             nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
             optimizer.step()
 
-            if args.checkpoint_interval and global_step // args.checkpoint_interval > (
-                global_step - args.batch_size
-            ) // args.checkpoint_interval:
+            if args.checkpoint_interval and (
+                global_step // args.checkpoint_interval > (global_step - args.batch_size) // args.checkpoint_interval
+                or iteration == args.num_iterations  # the end too, so a finished run can be extended
+            ):
                 save_checkpoint(agent, optimizer, global_step, args, run_name, checkpoint_path)
 
             # logging
