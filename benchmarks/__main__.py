@@ -1,6 +1,7 @@
 """Command line of the benchmark tool; see `python -m benchmarks --help`."""
 
 import argparse
+import shutil
 import subprocess
 import sys
 
@@ -56,6 +57,7 @@ def main(argv=None) -> int:
     failed = 0
     try:
         for name in names:
+            shutil.rmtree(BENCH_DIR / "records" / name, ignore_errors=True)  # a rerun replaces the suite's records
             result = run_suite(name, suites[name], workers=opts.workers)
             failed += sum(1 for m in result["runs"] if m["exit_code"] != 0)
         if opts.command == "all" and not opts.no_speed:
