@@ -222,8 +222,8 @@ class AtariGames:
     max-pool over the last two frames, FIRE after reset, 84x84 grey, 4-frame stack, zero padded),
     reset a game in the same step it ends (its last frame in `final_obs`), and report the lives
     left. `step` returns, per game: the raw reward, `terminated` (game over, or a life lost: the
-    training signal), `truncated` (time limit), and whether the whole game ended; the raw score
-    and length of whole games (all lives, unclipped) are returned for the games that ended.
+    training signal), `truncated` (time limit), the info dict, and the raw score and length of the
+    whole games (all lives, unclipped) that ended in this step (`last_game_over` marks which).
     """
 
     def __init__(self, env_id: str, num_envs: int, backend: str, seed: int, noop_max: int = 30,
