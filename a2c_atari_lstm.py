@@ -92,7 +92,7 @@ class Args:
     env_backend: Literal["ale", "gymnasium"] = "ale"
     """`ale`: ale-py's native C++ vector env; `gymnasium`: gymnasium wrappers in a SyncVectorEnv"""
     checkpoint_interval: int = 1_000_000
-    """save `runs/<run name>/checkpoint.pt` every this many steps (0: only on Ctrl-C)"""
+    """save `runs/<run name>/checkpoint.pt` every this many steps and at the end (0: only on Ctrl-C)"""
     resume: Optional[str] = None
     """a checkpoint to continue from: its run directory, step counter and settings, except the flags given"""
     eval_episodes: int = 10
@@ -222,8 +222,8 @@ class AtariGames:
     max-pool over the last two frames, FIRE after reset, 84x84 grey, 4-frame stack, zero padded),
     reset a game in the same step it ends (its last frame in `final_obs`), and report the lives
     left. `step` returns, per game: the raw reward, `terminated` (game over, or a life lost: the
-    training signal), `truncated` (time limit), and whether the whole game ended; the raw score
-    and length of whole games (all lives, unclipped) are returned for the games that ended.
+    training signal), `truncated` (time limit), the info dict, and the raw score and length of the
+    whole games (all lives, unclipped) that ended in this step (`last_game_over` marks which).
     """
 
     def __init__(self, env_id: str, num_envs: int, backend: str, seed: int, noop_max: int = 30,
@@ -603,9 +603,10 @@ if __name__ == "__main__":
             nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
             optimizer.step()
 
-            if args.checkpoint_interval and global_step // args.checkpoint_interval > (
-                global_step - args.batch_size
-            ) // args.checkpoint_interval:
+            if args.checkpoint_interval and (
+                global_step // args.checkpoint_interval > (global_step - args.batch_size) // args.checkpoint_interval
+                or iteration == args.num_iterations  # the end too, so a finished run can be extended
+            ):
                 save_checkpoint(agent, optimizer, global_step, args, run_name, checkpoint_path)
 
             # logging
