@@ -57,6 +57,7 @@ import sys
 import time
 import traceback
 from collections import deque
+from queue import Empty
 from dataclasses import dataclass
 from typing import Optional
 
@@ -839,7 +840,7 @@ if __name__ == "__main__":
         while True:
             try:
                 message = queue.get(timeout=timeout) if timeout > 0 else queue.get_nowait()
-            except Exception:  # queue.Empty
+            except Empty:
                 return
             timeout = 0.0
             kind_of = message[0]

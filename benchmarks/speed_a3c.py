@@ -2,6 +2,7 @@
 
     flock /tmp/rl-bench.lock python -m benchmarks.speed_a3c pong [--rounds 2] [--seconds 45]
     python -m benchmarks.speed_a3c cartpole      # after: python -m benchmarks run a3c_cartpole --workers 1
+    python -m benchmarks.speed_a3c               # both (cartpole only where its runs exist)
 
 `pong`: Hogwild! throughput on PongDeterministic-v4 in one command, interleaved over `--rounds`
 rounds: (a) the env-only stepping rate of the script's own preprocessing (`make_env`: frameskip 4,
@@ -121,7 +122,7 @@ def training(processes: int, steps: int) -> dict:
 def pong(rounds: int, seconds: float) -> None:
     # a first guess of the rates sizes the runs to about `seconds` each
     guess_env = env_only(1, 2000)
-    steps_per_proc = int(seconds * guess_env / 4.0)  # training runs at roughly a quarter of env-only speed
+    steps_per_proc = int(seconds * guess_env / 6.5)  # a worker trains at roughly 1/6.5 of the env-only speed
     results = {"env1": [], "env2": [], "a3c1": [], "a3c2": []}
     for r in range(rounds):
         order = ["env1", "a3c1", "a3c2", "env2"] if r % 2 == 0 else ["env2", "a3c2", "a3c1", "env1"]
@@ -208,18 +209,18 @@ def cartpole(threshold: float) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["pong", "cartpole", "_env_only"])
+    parser.add_argument("what", nargs="?", default="all", choices=["all", "pong", "cartpole", "_env_only"])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=45.0, help="about how long each timed run lasts")
     parser.add_argument("--threshold", type=float, default=475.0)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
     opts = parser.parse_args(argv)
-    if opts.what == "pong":
+    if opts.what in ("all", "pong"):
         pong(opts.rounds, opts.seconds)
-    elif opts.what == "cartpole":
+    if opts.what == "cartpole" or (opts.what == "all" and (BENCH_DIR / "runs" / "a3c_cartpole").exists()):
         cartpole(opts.threshold)
-    else:
+    if opts.what == "_env_only":
         env_only_child(opts.steps, opts.seed)
 
 

@@ -263,6 +263,12 @@ def test_play_episode_ends_after_100_identical_actions(a3c):
 # --- processes ------------------------------------------------------------------------------
 
 
+def test_children_are_never_forked_from_the_parent(a3c):
+    # forking a process whose torch thread pool is running hung the workers (see the smoke rows,
+    # which run 2 worker processes to the end)
+    assert a3c.start_method() in ("forkserver", "spawn")
+
+
 def test_worker_that_raises_stops_the_run(tmp_path):
     start = time.time()
     result = run_script(
@@ -315,7 +321,8 @@ def test_checkpoint_and_resume(tmp_path):
     assert checkpoint["global_step"] >= 300 and "optimizer" in checkpoint
     second = run_script(
         SCRIPT,
-        [*tiny, "--total-timesteps", "1200", "--resume", str(run_dir / "checkpoint.pt"), "--exp-name", "b"],
+        [*tiny, "--total-timesteps", "1200", "--resume", str(run_dir / "checkpoint.pt"), "--exp-name", "b",
+         "--no-shared-optimizer"],  # also covers one Adam per worker
         tmp_path,
     )
     assert second.returncode == 0, second.stderr[-2000:]
@@ -338,3 +345,14 @@ def test_bad_input_is_one_line_and_exit_2(args, flag, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and flag in lines[0], result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_cartpole_greedy_mean_reaches_475(tmp_path):
+    result = run_script(
+        SCRIPT, ["--env-id", "CartPole-v1", "--num-processes", "2", "--total-timesteps", "200000"], tmp_path, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    means = [value for _, value in read_scalars(run_dir)["eval/mean_return"]]
+    assert max(means) >= 475, means
