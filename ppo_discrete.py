@@ -245,10 +245,17 @@ class Agent(nn.Module):
 
     def get_action_and_value(self, x: torch.Tensor, action: Optional[torch.Tensor] = None):
         logits = self.actor(x)
-        probs = Categorical(logits=logits)
+        probs = Categorical(logits=logits, validate_args=False)
         if action is None:
             action = probs.sample()
         return action, probs.log_prob(action), probs.entropy(), self.critic(x)
+
+    def act(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rollout fast path: sample an action, its log-probability and the value, with the same
+        distribution as `get_action_and_value` but without building a `Categorical` (no entropy)."""
+        log_probs = torch.log_softmax(self.actor(x), dim=-1)
+        action = torch.multinomial(log_probs.exp(), 1)
+        return action.squeeze(-1), log_probs.gather(-1, action).squeeze(-1), self.critic(x).squeeze(-1)
 
 
 def compute_gae(
@@ -268,15 +275,14 @@ def compute_gae(
     observation for a truncation, 0 for a termination. `last_value` is the value of the
     observation that follows the last step of the rollout.
     """
-    num_steps = rewards.shape[0]
+    next_values = torch.cat([values[1:], last_value.unsqueeze(0)])
+    next_values = torch.where(dones.bool(), final_values, next_values)
+    deltas = rewards + gamma * next_values - values
+    discounts = gamma * gae_lambda * (1.0 - dones)  # 0 where the episode ended: the recursion stops
     advantages = torch.zeros_like(rewards)
     lastgaelam = torch.zeros_like(last_value)
-    for t in reversed(range(num_steps)):
-        next_values = last_value if t == num_steps - 1 else values[t + 1]
-        next_values = torch.where(dones[t].bool(), final_values[t], next_values)
-        not_done = 1.0 - dones[t]
-        delta = rewards[t] + gamma * next_values - values[t]
-        lastgaelam = delta + gamma * gae_lambda * not_done * lastgaelam
+    for t in reversed(range(rewards.shape[0])):
+        lastgaelam = deltas[t] + discounts[t] * lastgaelam
         advantages[t] = lastgaelam
     return advantages, advantages + values
 
@@ -321,7 +327,7 @@ def make_storage(num_steps: int, num_envs: int, obs_dim: int, device: torch.devi
     }
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def collect_rollout(agent, envs, next_obs, storage, global_step, writer, recent_returns, device):
     """Step the vector env `num_steps` times, filling `storage` in place.
 
@@ -330,25 +336,26 @@ def collect_rollout(agent, envs, next_obs, storage, global_step, writer, recent_
     ended episode comes in `infos["final_obs"]` and is only used to bootstrap truncations.
     """
     num_steps, num_envs = storage["rewards"].shape
+    final_values = np.zeros((num_steps, num_envs), dtype=np.float32)
     for step in range(num_steps):
         global_step += num_envs
         storage["obs"][step] = next_obs
-        action, logprob, _, value = agent.get_action_and_value(next_obs)
+        action, logprob, value = agent.act(next_obs)
         storage["actions"][step] = action
         storage["logprobs"][step] = logprob
-        storage["values"][step] = value.flatten()
+        storage["values"][step] = value
 
         obs, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
-        storage["rewards"][step] = torch.as_tensor(reward, dtype=torch.float32, device=device)
-        storage["dones"][step] = torch.as_tensor(terminations | truncations, dtype=torch.float32, device=device)
-        storage["final_values"][step] = 0.0
+        storage["rewards"][step] = torch.from_numpy(reward.astype(np.float32))
+        storage["dones"][step] = torch.from_numpy(terminations | truncations)
         truncated_only = np.flatnonzero(truncations & ~terminations)
         if len(truncated_only):
             final_obs = np.stack(infos["final_obs"][truncated_only]).astype(np.float32)
-            final_value = agent.get_value(torch.as_tensor(final_obs, device=device)).flatten()
-            storage["final_values"][step, torch.as_tensor(truncated_only, device=device)] = final_value
+            final_values[step, truncated_only] = agent.get_value(torch.as_tensor(final_obs, device=device)).flatten().cpu().numpy()
         next_obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
-        log_episode_stats(writer, infos, global_step, recent_returns)
+        if "_episode" in infos:
+            log_episode_stats(writer, infos, global_step, recent_returns)
+    storage["final_values"].copy_(torch.from_numpy(final_values))
     return next_obs, global_step
 
 
@@ -423,7 +430,7 @@ if __name__ == "__main__":
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     num_actions = int(envs.single_action_space.n)
     agent = Agent(obs_dim, num_actions).to(device)
-    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=device.type in ("cpu", "cuda"))
     model_path = f"runs/{run_name}/{args.exp_name}.pt"
 
     # storage
