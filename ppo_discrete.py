@@ -23,6 +23,7 @@ Departures from the article:
 
 import os
 import random
+import signal
 import sys
 import time
 from collections import deque
@@ -405,6 +406,20 @@ def run_episodes(agent, env_id: str, num_episodes: int, seed: int, device, greed
     return returns, lengths, np.stack(all_obs), np.asarray(all_actions, dtype=np.int64)
 
 
+class StopOnInterrupt:
+    """SIGINT handler: the first Ctrl-C asks the training loop to stop after the current iteration
+    (so the writer is closed and the model saved cleanly); a second one aborts at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("interrupted: stopping after this iteration (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+
+
 def format_seconds(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
@@ -442,101 +457,100 @@ if __name__ == "__main__":
     recent_returns = deque(maxlen=20)
     print_every = max(1, args.num_iterations // 100)
     start_time = time.time()
-    interrupted = False
+    stop = StopOnInterrupt()
+    signal.signal(signal.SIGINT, stop)
 
-    try:
-        for iteration in range(1, args.num_iterations + 1):
-            if args.anneal_lr:
-                frac = 1.0 - (iteration - 1.0) / args.num_iterations
-                optimizer.param_groups[0]["lr"] = frac * args.learning_rate
+    for iteration in range(1, args.num_iterations + 1):
+        if stop.requested:
+            break
+        if args.anneal_lr:
+            frac = 1.0 - (iteration - 1.0) / args.num_iterations
+            optimizer.param_groups[0]["lr"] = frac * args.learning_rate
 
-            # rollout
-            next_obs, global_step = collect_rollout(
-                agent, envs, next_obs, storage, global_step, writer, recent_returns, device
+        # rollout
+        next_obs, global_step = collect_rollout(
+            agent, envs, next_obs, storage, global_step, writer, recent_returns, device
+        )
+
+        # advantages
+        with torch.no_grad():
+            last_value = agent.get_value(next_obs).flatten()
+            advantages, returns = compute_gae(
+                storage["rewards"],
+                storage["values"],
+                storage["dones"],
+                storage["final_values"],
+                last_value,
+                args.gamma,
+                args.gae_lambda,
             )
+        b_obs = storage["obs"].reshape(-1, obs_dim)
+        b_logprobs = storage["logprobs"].reshape(-1)
+        b_actions = storage["actions"].reshape(-1).long()
+        b_advantages = advantages.reshape(-1)
+        b_returns = returns.reshape(-1)
+        b_values = storage["values"].reshape(-1)
 
-            # advantages
-            with torch.no_grad():
-                last_value = agent.get_value(next_obs).flatten()
-                advantages, returns = compute_gae(
-                    storage["rewards"],
-                    storage["values"],
-                    storage["dones"],
-                    storage["final_values"],
-                    last_value,
-                    args.gamma,
-                    args.gae_lambda,
+        # update
+        clipfracs = []
+        for epoch in range(args.update_epochs):
+            b_inds = torch.randperm(args.batch_size, device=device)
+            for start in range(0, args.batch_size, args.minibatch_size):
+                mb_inds = b_inds[start : start + args.minibatch_size]
+                _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])
+                logratio = newlogprob - b_logprobs[mb_inds]
+                with torch.no_grad():
+                    ratio = logratio.exp()
+                    old_approx_kl = (-logratio).mean()
+                    approx_kl = ((ratio - 1) - logratio).mean()
+                    clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean())
+                mb_advantages = b_advantages[mb_inds]
+                if args.norm_adv:
+                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+                pg_loss, v_loss = ppo_losses(
+                    newlogprob,
+                    b_logprobs[mb_inds],
+                    mb_advantages,
+                    newvalue.view(-1),
+                    b_values[mb_inds],
+                    b_returns[mb_inds],
+                    args.clip_coef,
+                    args.clip_vloss,
                 )
-            b_obs = storage["obs"].reshape(-1, obs_dim)
-            b_logprobs = storage["logprobs"].reshape(-1)
-            b_actions = storage["actions"].reshape(-1).long()
-            b_advantages = advantages.reshape(-1)
-            b_returns = returns.reshape(-1)
-            b_values = storage["values"].reshape(-1)
+                entropy_loss = entropy.mean()
+                loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+                optimizer.step()
+            if args.target_kl is not None and approx_kl > args.target_kl:
+                break
 
-            # update
-            clipfracs = []
-            for epoch in range(args.update_epochs):
-                b_inds = torch.randperm(args.batch_size, device=device)
-                for start in range(0, args.batch_size, args.minibatch_size):
-                    mb_inds = b_inds[start : start + args.minibatch_size]
-                    _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])
-                    logratio = newlogprob - b_logprobs[mb_inds]
-                    with torch.no_grad():
-                        ratio = logratio.exp()
-                        old_approx_kl = (-logratio).mean()
-                        approx_kl = ((ratio - 1) - logratio).mean()
-                        clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean())
-                    mb_advantages = b_advantages[mb_inds]
-                    if args.norm_adv:
-                        mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
-                    pg_loss, v_loss = ppo_losses(
-                        newlogprob,
-                        b_logprobs[mb_inds],
-                        mb_advantages,
-                        newvalue.view(-1),
-                        b_values[mb_inds],
-                        b_returns[mb_inds],
-                        args.clip_coef,
-                        args.clip_vloss,
-                    )
-                    entropy_loss = entropy.mean()
-                    loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
-                    optimizer.zero_grad()
-                    loss.backward()
-                    nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
-                    optimizer.step()
-                if args.target_kl is not None and approx_kl > args.target_kl:
-                    break
-
-            # logging
-            y_pred, y_true = b_values, b_returns
-            var_y = torch.var(y_true)
-            explained_var = float("nan") if var_y == 0 else float(1 - torch.var(y_true - y_pred) / var_y)
-            elapsed = time.time() - start_time
-            sps = int(global_step / elapsed)
-            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
-            writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
-            writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
-            writer.add_scalar("losses/entropy", entropy_loss.item(), global_step)
-            writer.add_scalar("losses/old_approx_kl", old_approx_kl.item(), global_step)
-            writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
-            writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
-            writer.add_scalar("losses/explained_variance", explained_var, global_step)
-            writer.add_scalar("charts/SPS", sps, global_step)
-            if iteration % print_every == 0 or iteration == args.num_iterations:
-                mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
-                left = elapsed / global_step * (args.total_timesteps - global_step)
-                print(
-                    f"step {global_step:>9d}/{args.total_timesteps} | return(20) {mean_return} | "
-                    f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
-                    flush=True,
-                )
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"interrupted at step {global_step}", file=sys.stderr)
-
+        # logging
+        y_pred, y_true = b_values, b_returns
+        var_y = torch.var(y_true)
+        explained_var = float("nan") if var_y == 0 else float(1 - torch.var(y_true - y_pred) / var_y)
+        elapsed = time.time() - start_time
+        sps = int(global_step / elapsed)
+        writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+        writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+        writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
+        writer.add_scalar("losses/entropy", entropy_loss.item(), global_step)
+        writer.add_scalar("losses/old_approx_kl", old_approx_kl.item(), global_step)
+        writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
+        writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
+        writer.add_scalar("losses/explained_variance", explained_var, global_step)
+        writer.add_scalar("charts/SPS", sps, global_step)
+        if iteration % print_every == 0 or iteration == args.num_iterations:
+            mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
+            left = elapsed / global_step * (args.total_timesteps - global_step)
+            print(
+                f"step {global_step:>9d}/{args.total_timesteps} | return(20) {mean_return} | "
+                f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
+                flush=True,
+            )
     # shutdown
+    interrupted = stop.requested
     envs.close()
     if args.save_model:
         save_model(agent, args, model_path)
