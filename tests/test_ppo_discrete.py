@@ -193,9 +193,12 @@ def test_ctrl_c_saves_closes_and_exits_130(tmp_path):
         # as from a terminal: a background parent (CI, `cmd &`) may have SIGINT ignored, which children inherit
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    assert proc.stdout.readline().startswith("step")  # training has started
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    try:
+        assert proc.stdout.readline().startswith("step")  # training has started
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # no stray process if an assertion or the timeout fails the test
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     (run_dir,) = list((tmp_path / "runs").iterdir())
