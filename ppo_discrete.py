@@ -23,6 +23,7 @@ Departures from the article:
 
 import os
 import random
+import signal
 import sys
 import time
 from collections import deque
@@ -65,7 +66,7 @@ class Args:
     learning_rate: float = 2.5e-4
     """the learning rate of the optimizer"""
     num_envs: int = 4
-    """the number of parallel environments (1 reproduces the article's single-env mode)"""
+    """the number of parallel environments (`--num-envs 1 --num-steps 512` is the article's single-env mode)"""
     num_steps: int = 128
     """the number of steps run in each environment per rollout (batch = num_envs x num_steps)"""
     anneal_lr: bool = True
@@ -245,10 +246,17 @@ class Agent(nn.Module):
 
     def get_action_and_value(self, x: torch.Tensor, action: Optional[torch.Tensor] = None):
         logits = self.actor(x)
-        probs = Categorical(logits=logits)
+        probs = Categorical(logits=logits, validate_args=False)
         if action is None:
             action = probs.sample()
         return action, probs.log_prob(action), probs.entropy(), self.critic(x)
+
+    def act(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rollout fast path: sample an action, its log-probability and the value, with the same
+        distribution as `get_action_and_value` but without building a `Categorical` (no entropy)."""
+        log_probs = torch.log_softmax(self.actor(x), dim=-1)
+        action = torch.multinomial(log_probs.exp(), 1)
+        return action.squeeze(-1), log_probs.gather(-1, action).squeeze(-1), self.critic(x).squeeze(-1)
 
 
 def compute_gae(
@@ -268,15 +276,14 @@ def compute_gae(
     observation for a truncation, 0 for a termination. `last_value` is the value of the
     observation that follows the last step of the rollout.
     """
-    num_steps = rewards.shape[0]
+    next_values = torch.cat([values[1:], last_value.unsqueeze(0)])
+    next_values = torch.where(dones.bool(), final_values, next_values)
+    deltas = rewards + gamma * next_values - values
+    discounts = gamma * gae_lambda * (1.0 - dones)  # 0 where the episode ended: the recursion stops
     advantages = torch.zeros_like(rewards)
     lastgaelam = torch.zeros_like(last_value)
-    for t in reversed(range(num_steps)):
-        next_values = last_value if t == num_steps - 1 else values[t + 1]
-        next_values = torch.where(dones[t].bool(), final_values[t], next_values)
-        not_done = 1.0 - dones[t]
-        delta = rewards[t] + gamma * next_values - values[t]
-        lastgaelam = delta + gamma * gae_lambda * not_done * lastgaelam
+    for t in reversed(range(rewards.shape[0])):
+        lastgaelam = deltas[t] + discounts[t] * lastgaelam
         advantages[t] = lastgaelam
     return advantages, advantages + values
 
@@ -321,7 +328,7 @@ def make_storage(num_steps: int, num_envs: int, obs_dim: int, device: torch.devi
     }
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def collect_rollout(agent, envs, next_obs, storage, global_step, writer, recent_returns, device):
     """Step the vector env `num_steps` times, filling `storage` in place.
 
@@ -330,25 +337,26 @@ def collect_rollout(agent, envs, next_obs, storage, global_step, writer, recent_
     ended episode comes in `infos["final_obs"]` and is only used to bootstrap truncations.
     """
     num_steps, num_envs = storage["rewards"].shape
+    final_values = np.zeros((num_steps, num_envs), dtype=np.float32)
     for step in range(num_steps):
         global_step += num_envs
         storage["obs"][step] = next_obs
-        action, logprob, _, value = agent.get_action_and_value(next_obs)
+        action, logprob, value = agent.act(next_obs)
         storage["actions"][step] = action
         storage["logprobs"][step] = logprob
-        storage["values"][step] = value.flatten()
+        storage["values"][step] = value
 
         obs, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
-        storage["rewards"][step] = torch.as_tensor(reward, dtype=torch.float32, device=device)
-        storage["dones"][step] = torch.as_tensor(terminations | truncations, dtype=torch.float32, device=device)
-        storage["final_values"][step] = 0.0
+        storage["rewards"][step] = torch.from_numpy(reward.astype(np.float32))
+        storage["dones"][step] = torch.from_numpy(terminations | truncations)
         truncated_only = np.flatnonzero(truncations & ~terminations)
         if len(truncated_only):
             final_obs = np.stack(infos["final_obs"][truncated_only]).astype(np.float32)
-            final_value = agent.get_value(torch.as_tensor(final_obs, device=device)).flatten()
-            storage["final_values"][step, torch.as_tensor(truncated_only, device=device)] = final_value
+            final_values[step, truncated_only] = agent.get_value(torch.as_tensor(final_obs, device=device)).flatten().cpu().numpy()
         next_obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
-        log_episode_stats(writer, infos, global_step, recent_returns)
+        if "_episode" in infos:
+            log_episode_stats(writer, infos, global_step, recent_returns)
+    storage["final_values"].copy_(torch.from_numpy(final_values))
     return next_obs, global_step
 
 
@@ -398,6 +406,20 @@ def run_episodes(agent, env_id: str, num_episodes: int, seed: int, device, greed
     return returns, lengths, np.stack(all_obs), np.asarray(all_actions, dtype=np.int64)
 
 
+class StopOnInterrupt:
+    """SIGINT handler: the first Ctrl-C asks the training loop to stop after the current iteration
+    (so the writer is closed and the model saved cleanly); a second one aborts at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("interrupted: stopping after this iteration (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+
+
 def format_seconds(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
@@ -423,7 +445,7 @@ if __name__ == "__main__":
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     num_actions = int(envs.single_action_space.n)
     agent = Agent(obs_dim, num_actions).to(device)
-    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=device.type in ("cpu", "cuda"))
     model_path = f"runs/{run_name}/{args.exp_name}.pt"
 
     # storage
@@ -435,101 +457,100 @@ if __name__ == "__main__":
     recent_returns = deque(maxlen=20)
     print_every = max(1, args.num_iterations // 100)
     start_time = time.time()
-    interrupted = False
+    stop = StopOnInterrupt()
+    signal.signal(signal.SIGINT, stop)
 
-    try:
-        for iteration in range(1, args.num_iterations + 1):
-            if args.anneal_lr:
-                frac = 1.0 - (iteration - 1.0) / args.num_iterations
-                optimizer.param_groups[0]["lr"] = frac * args.learning_rate
+    for iteration in range(1, args.num_iterations + 1):
+        if stop.requested:
+            break
+        if args.anneal_lr:
+            frac = 1.0 - (iteration - 1.0) / args.num_iterations
+            optimizer.param_groups[0]["lr"] = frac * args.learning_rate
 
-            # rollout
-            next_obs, global_step = collect_rollout(
-                agent, envs, next_obs, storage, global_step, writer, recent_returns, device
+        # rollout
+        next_obs, global_step = collect_rollout(
+            agent, envs, next_obs, storage, global_step, writer, recent_returns, device
+        )
+
+        # advantages
+        with torch.no_grad():
+            last_value = agent.get_value(next_obs).flatten()
+            advantages, returns = compute_gae(
+                storage["rewards"],
+                storage["values"],
+                storage["dones"],
+                storage["final_values"],
+                last_value,
+                args.gamma,
+                args.gae_lambda,
             )
+        b_obs = storage["obs"].reshape(-1, obs_dim)
+        b_logprobs = storage["logprobs"].reshape(-1)
+        b_actions = storage["actions"].reshape(-1).long()
+        b_advantages = advantages.reshape(-1)
+        b_returns = returns.reshape(-1)
+        b_values = storage["values"].reshape(-1)
 
-            # advantages
-            with torch.no_grad():
-                last_value = agent.get_value(next_obs).flatten()
-                advantages, returns = compute_gae(
-                    storage["rewards"],
-                    storage["values"],
-                    storage["dones"],
-                    storage["final_values"],
-                    last_value,
-                    args.gamma,
-                    args.gae_lambda,
+        # update
+        clipfracs = []
+        for epoch in range(args.update_epochs):
+            b_inds = torch.randperm(args.batch_size, device=device)
+            for start in range(0, args.batch_size, args.minibatch_size):
+                mb_inds = b_inds[start : start + args.minibatch_size]
+                _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])
+                logratio = newlogprob - b_logprobs[mb_inds]
+                with torch.no_grad():
+                    ratio = logratio.exp()
+                    old_approx_kl = (-logratio).mean()
+                    approx_kl = ((ratio - 1) - logratio).mean()
+                    clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean())
+                mb_advantages = b_advantages[mb_inds]
+                if args.norm_adv:
+                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+                pg_loss, v_loss = ppo_losses(
+                    newlogprob,
+                    b_logprobs[mb_inds],
+                    mb_advantages,
+                    newvalue.view(-1),
+                    b_values[mb_inds],
+                    b_returns[mb_inds],
+                    args.clip_coef,
+                    args.clip_vloss,
                 )
-            b_obs = storage["obs"].reshape(-1, obs_dim)
-            b_logprobs = storage["logprobs"].reshape(-1)
-            b_actions = storage["actions"].reshape(-1).long()
-            b_advantages = advantages.reshape(-1)
-            b_returns = returns.reshape(-1)
-            b_values = storage["values"].reshape(-1)
+                entropy_loss = entropy.mean()
+                loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+                optimizer.step()
+            if args.target_kl is not None and approx_kl > args.target_kl:
+                break
 
-            # update
-            clipfracs = []
-            for epoch in range(args.update_epochs):
-                b_inds = torch.randperm(args.batch_size, device=device)
-                for start in range(0, args.batch_size, args.minibatch_size):
-                    mb_inds = b_inds[start : start + args.minibatch_size]
-                    _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])
-                    logratio = newlogprob - b_logprobs[mb_inds]
-                    with torch.no_grad():
-                        ratio = logratio.exp()
-                        old_approx_kl = (-logratio).mean()
-                        approx_kl = ((ratio - 1) - logratio).mean()
-                        clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean())
-                    mb_advantages = b_advantages[mb_inds]
-                    if args.norm_adv:
-                        mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
-                    pg_loss, v_loss = ppo_losses(
-                        newlogprob,
-                        b_logprobs[mb_inds],
-                        mb_advantages,
-                        newvalue.view(-1),
-                        b_values[mb_inds],
-                        b_returns[mb_inds],
-                        args.clip_coef,
-                        args.clip_vloss,
-                    )
-                    entropy_loss = entropy.mean()
-                    loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
-                    optimizer.zero_grad()
-                    loss.backward()
-                    nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
-                    optimizer.step()
-                if args.target_kl is not None and approx_kl > args.target_kl:
-                    break
-
-            # logging
-            y_pred, y_true = b_values, b_returns
-            var_y = torch.var(y_true)
-            explained_var = float("nan") if var_y == 0 else float(1 - torch.var(y_true - y_pred) / var_y)
-            elapsed = time.time() - start_time
-            sps = int(global_step / elapsed)
-            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
-            writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
-            writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
-            writer.add_scalar("losses/entropy", entropy_loss.item(), global_step)
-            writer.add_scalar("losses/old_approx_kl", old_approx_kl.item(), global_step)
-            writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
-            writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
-            writer.add_scalar("losses/explained_variance", explained_var, global_step)
-            writer.add_scalar("charts/SPS", sps, global_step)
-            if iteration % print_every == 0 or iteration == args.num_iterations:
-                mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
-                left = elapsed / global_step * (args.total_timesteps - global_step)
-                print(
-                    f"step {global_step:>9d}/{args.total_timesteps} | return(20) {mean_return} | "
-                    f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
-                    flush=True,
-                )
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"interrupted at step {global_step}", file=sys.stderr)
-
+        # logging
+        y_pred, y_true = b_values, b_returns
+        var_y = torch.var(y_true)
+        explained_var = float("nan") if var_y == 0 else float(1 - torch.var(y_true - y_pred) / var_y)
+        elapsed = time.time() - start_time
+        sps = int(global_step / elapsed)
+        writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+        writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+        writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
+        writer.add_scalar("losses/entropy", entropy_loss.item(), global_step)
+        writer.add_scalar("losses/old_approx_kl", old_approx_kl.item(), global_step)
+        writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
+        writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
+        writer.add_scalar("losses/explained_variance", explained_var, global_step)
+        writer.add_scalar("charts/SPS", sps, global_step)
+        if iteration % print_every == 0 or iteration == args.num_iterations:
+            mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
+            left = elapsed / global_step * (args.total_timesteps - global_step)
+            print(
+                f"step {global_step:>9d}/{args.total_timesteps} | return(20) {mean_return} | "
+                f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
+                flush=True,
+            )
     # shutdown
+    interrupted = stop.requested
     envs.close()
     if args.save_model:
         save_model(agent, args, model_path)

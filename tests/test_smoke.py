@@ -27,6 +27,34 @@ PPO_TAGS = {
     "eval/episodic_return",
 }
 
+BC_TAGS = {
+    "losses/bc_loss",
+    "eval/episodic_return",
+    "eval/final_return_greedy",
+    "eval/final_return_sampling",
+    "charts/expert_return",
+}
+GAIL_TAGS = PPO_TAGS | {
+    "losses/discriminator_loss",
+    "charts/discriminator_expert_acc",
+    "charts/discriminator_agent_acc",
+    "charts/gail_reward",
+    "charts/expert_return",
+    "eval/final_return_greedy",
+    "eval/final_return_sampling",
+}
+
+A3C_TAGS = {
+    "charts/episodic_return",
+    "charts/episodic_length",
+    "charts/SPS",
+    "charts/learning_rate",
+    "losses/policy_loss",
+    "losses/value_loss",
+    "losses/entropy",
+    "eval/episodic_return",
+}
+
 ROWS = [
     pytest.param(
         "ppo_discrete.py",
@@ -43,6 +71,38 @@ ROWS = [
         id="ppo-acrobot-single-env",
     ),
     pytest.param(
+        "bc_cartpole.py",
+        ["--expert-timesteps", "1024", "--bc-iterations", "20", "--eval-interval", "10", "--eval-episodes", "1",
+         "--final-eval-episodes", "1", "--save-model"],
+        BC_TAGS | {"charts/expert_return_greedy", "charts/expert_return_sampling", "charts/expert_demo_return"},
+        True,
+        id="bc-cartpole-inline-expert",
+    ),
+    pytest.param(
+        "bc_cartpole.py",
+        ["--env-id", "Acrobot-v1", "--expert-timesteps", "0", "--num-expert-samples", "0", "--bc-iterations", "10",
+         "--eval-interval", "10", "--eval-episodes", "1", "--final-eval-episodes", "1", "--eval-greedy"],
+        BC_TAGS,
+        False,
+        id="bc-acrobot-random-demonstrations",
+    ),
+    pytest.param(
+        "gail_cartpole.py",
+        ["--expert-timesteps", "1024", "--total-timesteps", "1024", "--eval-episodes", "1", "--save-model"],
+        GAIL_TAGS | {"charts/expert_return_greedy", "charts/expert_return_sampling", "charts/expert_demo_return"},
+        True,
+        id="gail-cartpole-inline-expert",
+    ),
+    pytest.param(
+        "gail_cartpole.py",
+        ["--env-id", "Acrobot-v1", "--num-envs", "1", "--num-steps", "512", "--expert-timesteps", "512",
+         "--num-expert-samples", "0", "--total-timesteps", "1024", "--eval-episodes", "1", "--reward-type", "logit",
+         "--absorbing"],
+        GAIL_TAGS | {"charts/absorbing_reward"},
+        False,
+        id="gail-acrobot-logit-reward-absorbing",
+    ),
+    pytest.param(
         "random_baseline.py",
         ["--env-id", "CartPole-v1", "--num-episodes", "3", "--num-envs", "2"],
         {"charts/episodic_return", "charts/episodic_length", "charts/moving_average_return", "charts/SPS"},
@@ -55,6 +115,38 @@ ROWS = [
         {"charts/episodic_return", "charts/episodic_length", "charts/moving_average_return", "charts/SPS"},
         False,
         id="random-atari-breakout",
+    ),
+    pytest.param(
+        "a2c_atari_lstm.py",
+        ["--total-timesteps", "400", "--save-model", "--eval-episodes", "1"],
+        {"charts/SPS", "charts/learning_rate", "losses/policy_loss", "losses/value_loss", "losses/entropy",
+         "losses/explained_variance", "eval/episodic_return"},  # no Pong game ends within 400 training steps
+        True,
+        id="a2c-pong",
+    ),
+    pytest.param(
+        "a2c_atari_lstm.py",
+        ["--env-id", "BreakoutNoFrameskip-v4", "--env-backend", "gymnasium", "--num-envs", "1",
+         "--num-steps", "20", "--total-timesteps", "600"],
+        {"charts/episodic_return", "charts/episodic_length", "charts/SPS", "losses/policy_loss"},
+        False,
+        id="a2c-breakout-gymnasium-backend",
+    ),
+    pytest.param(
+        "a3c_pong_hogwild.py",
+        ["--env-id", "CartPole-v1", "--num-processes", "2", "--total-timesteps", "3000", "--test-episodes", "2",
+         "--eval-interval", "1000", "--save-model", "--eval-episodes", "2"],
+        A3C_TAGS,
+        True,
+        id="a3c-cartpole-2proc",
+    ),
+    pytest.param(
+        "a3c_pong_hogwild.py",
+        ["--num-processes", "2", "--total-timesteps", "400", "--save-model", "--eval-episodes", "1"],
+        A3C_TAGS - {"charts/episodic_return", "charts/episodic_length", "losses/policy_loss", "losses/value_loss",
+                    "losses/entropy"},
+        True,
+        id="a3c-pong-2proc",
     ),
 ]
 
@@ -73,32 +165,3 @@ def test_smoke(script, args, tags, saves_model, tmp_path: Path):
         checkpoint = torch.load(model_files[0], map_location="cpu", weights_only=True)
         assert checkpoint["model"] and all(isinstance(v, torch.Tensor) for v in checkpoint["model"].values())
         assert checkpoint["args"]["exp_name"] == Path(script).stem
-
-A3C_TAGS = {
-    "charts/episodic_return",
-    "charts/episodic_length",
-    "charts/SPS",
-    "charts/learning_rate",
-    "losses/policy_loss",
-    "losses/value_loss",
-    "losses/entropy",
-    "eval/episodic_return",
-}
-ROWS += [
-    pytest.param(
-        "a3c_pong_hogwild.py",
-        ["--env-id", "CartPole-v1", "--num-processes", "2", "--total-timesteps", "3000", "--test-episodes", "2",
-         "--eval-interval", "1000", "--save-model", "--eval-episodes", "2"],
-        A3C_TAGS,
-        True,
-        id="a3c-cartpole-2proc",
-    ),
-    pytest.param(
-        "a3c_pong_hogwild.py",
-        ["--num-processes", "2", "--total-timesteps", "400", "--save-model", "--eval-episodes", "1"],
-        A3C_TAGS - {"charts/episodic_return", "charts/episodic_length", "losses/policy_loss", "losses/value_loss",
-                    "losses/entropy"},
-        True,
-        id="a3c-pong-2proc",
-    ),
-]
