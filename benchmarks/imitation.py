@@ -153,8 +153,8 @@ def main() -> None:
         "*demo episode* is the return of the expert episode the demonstrations were sampled from. "
         "For BC the periodic evaluation (every 10 iterations, 5 greedy episodes) gives the first "
         "iteration reaching 475; for GAIL the 20-episode rolling mean of the true training return "
-        "gives the step (the generator's steps, after the expert's). The inline expert trains until its "
-        "20-episode mean training return reaches 475 (or 150k steps); *expert steps* is where it stopped. "
+        "gives the step (the generator's steps, after the expert's). *Expert steps*: the steps the "
+        "inline PPO expert trained for (150k by default, fewer where a run stops it early). "
         "Random-demonstration rows are the control: their 'expert' is a uniform-random "
         "policy (its greedy column is the constant action 0).",
         "",
