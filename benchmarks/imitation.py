@@ -10,6 +10,7 @@ columns compare the mean |cart position| and |pole angle| over the states of the
 sampling evaluation episodes with the expert's (CartPole observation indices 0 and 2).
 """
 
+import argparse
 import json
 from pathlib import Path
 
@@ -134,19 +135,31 @@ def table(suite: str, label: str, runs: list) -> str:
 
 
 def main() -> None:
-    parts = [
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.imitation", description=__doc__.splitlines()[0])
+    parser.add_argument("--suites", nargs="+", default=SUITES, help="suites to read (default: both)")
+    parser.add_argument("--name", default="imitation", help="fragment name: benchmarks/results/<name>.md")
+    parser.add_argument("--title", default="Imitation: BC and GAIL against their experts")
+    parser.add_argument("--note", default="", help="a paragraph put before the tables")
+    opts = parser.parse_args()
+    command = COMMAND + "".join(
+        f" --{k} {' '.join(v) if isinstance(v, list) else repr(v)}"
+        for k, v in (("suites", opts.suites), ("name", opts.name), ("title", opts.title), ("note", opts.note))
+        if v != parser.get_default(k)
+    )
+    parts = [opts.note, ""] if opts.note else []
+    parts += [
         "Returns are 20-episode means of the final policy: *greedy* plays the argmax action, *sampling* "
         "draws from the policy. The expert is each run's own inline PPO expert, evaluated the same way; "
         "*demo episode* is the return of the expert episode the demonstrations were sampled from. "
         "For BC the periodic evaluation (every 10 iterations, 5 greedy episodes) gives the first "
         "iteration reaching 475; for GAIL the 20-episode rolling mean of the true training return "
-        "gives the step (the generator's steps, after the expert's). The inline expert trains until its "
-        "20-episode mean training return reaches 475 (or 150k steps); *expert steps* is where it stopped. "
+        "gives the step (the generator's steps, after the expert's). *Expert steps*: the steps the "
+        "inline PPO expert trained for (150k by default, fewer where a run stops it early). "
         "Random-demonstration rows are the control: their 'expert' is a uniform-random "
         "policy (its greedy column is the constant action 0).",
         "",
     ]
-    for suite in SUITES:
+    for suite in opts.suites:
         suite_dir = BENCH_DIR / "runs" / suite
         if not suite_dir.is_dir():
             continue
@@ -155,7 +168,7 @@ def main() -> None:
                 runs = [run_stats(d) for d in sorted(env_dir.glob("seed*")) if (d / "meta.json").exists()]
                 if runs:
                     parts.append(table(suite, f"{label_dir.name} on {env_dir.name}", runs))
-    path = write_fragment("imitation", "Imitation: BC and GAIL against their experts", COMMAND, "\n".join(parts))
+    path = write_fragment(opts.name, opts.title, command, "\n".join(parts))
     print(f"wrote {path}")
 
 
