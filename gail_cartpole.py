@@ -9,7 +9,8 @@ ppo.py; `diff ppo_discrete.py gail_cartpole.py` shows the imitation part.
 Usage:
     python gail_cartpole.py                                   # train a PPO expert inline, then GAIL
     python gail_cartpole.py --expert-data runs/<run>/demos.npz  # demonstrations from a file
-    python gail_cartpole.py --reward-type logit               # zero-centred reward log D_E - log D_A
+    python gail_cartpole.py --reward-type logit --absorbing   # zero-centred reward log D_E - log D_A
+    python gail_cartpole.py --expert-timesteps 0 --num-expert-episodes 5  # control: random "demonstrations"
     python gail_cartpole.py --env-id Acrobot-v1 --expert-timesteps 300000 --num-expert-samples 0
 
 Demonstrations (`--expert-data`, and `demos.npz` written to every run directory): an `.npz` with
@@ -29,7 +30,8 @@ Departures from the article:
   it outputs a logit and uses the numerically stable BCE-with-logits; D is still the probability
   "agent", agent pairs labelled 1 and expert pairs 0 as in the article;
 - `--reward-type logit`: an optional zero-centred reward log D_expert - log D_agent (the article's
-  -log D is always positive, which on CartPole rewards survival whatever the demonstrations);
+  -log D is always positive, which on CartPole rewards survival whatever the demonstrations); use
+  it with `--absorbing`, as alone it makes falling early pay;
 - CartPole-v1 (500 cap) instead of CartPole-v0; terminations end the return (value 0), time-limit
   truncations are bootstrapped from the critic; the GAIL reward replaces the environment reward
   and the true return is what is logged as `charts/episodic_return`;

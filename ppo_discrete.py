@@ -562,13 +562,17 @@ if __name__ == "__main__":
                 writer.add_scalar("eval/episodic_return", episodic_return, idx)
             print(f"eval: {len(eval_returns)} episodes, return {np.mean(eval_returns):.2f} ± {np.std(eval_returns):.2f}")
         if not interrupted and args.save_demos_episodes > 0:
-            demo_returns, _, demo_obs, demo_actions = run_episodes(
+            demo_returns, demo_lengths, demo_obs, demo_actions = run_episodes(
                 agent, args.env_id, args.save_demos_episodes, args.seed + 20_000, device
             )
             demos_path = f"runs/{run_name}/demos.npz"
             tmp_path = demos_path + ".tmp.npz"
             np.savez(
-                tmp_path, obs=demo_obs, actions=demo_actions, episode_returns=np.asarray(demo_returns, np.float32)
+                tmp_path,
+                obs=demo_obs,
+                actions=demo_actions,
+                episode_returns=np.asarray(demo_returns, np.float32),
+                episode_lengths=np.asarray(demo_lengths, np.int64),
             )
             os.replace(tmp_path, demos_path)
             print(f"{len(demo_returns)} demonstration episodes ({len(demo_actions)} pairs) saved to {demos_path}")

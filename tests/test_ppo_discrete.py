@@ -221,6 +221,7 @@ def test_saved_model_loads_and_demos_export(tmp_path, ppo):
     assert demos["obs"].dtype == np.float32 and demos["obs"].shape[1] == 4
     assert demos["actions"].dtype == np.int64 and len(demos["actions"]) == len(demos["obs"])
     assert len(demos["episode_returns"]) == 2
+    assert demos["episode_lengths"].dtype == np.int64 and demos["episode_lengths"].sum() == len(demos["actions"])
     assert math.isclose(demos["episode_returns"].sum(), len(demos["actions"]))  # CartPole: reward 1 a step
     assert len(read_scalars(run_dir)["eval/episodic_return"]) == 2
 
