@@ -144,7 +144,7 @@ def test_ppo_discrete_export_is_loaded_by_bc(tmp_path):
     work.mkdir()
     result = run_script(
         "bc_cartpole.py",
-        ["--expert-data", str(demos_path), "--num-expert-samples", "0", "--bc-iterations", "20",
+        ["--expert-data", str(demos_path), "--num-expert-episodes", "2", "--num-expert-samples", "0", "--bc-iterations", "20",
          "--eval-interval", "10", "--eval-episodes", "1", "--final-eval-episodes", "1"],
         cwd=work,
     )
