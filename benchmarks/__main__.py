@@ -16,7 +16,11 @@ def speed_modules() -> list:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    import benchmarks
+
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=benchmarks.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the suites of benchmarks/suites/ and the speed benchmarks")
     run = sub.add_parser("run", help="run every (env, seed) of one or more suites, replacing their previous runs")

@@ -49,7 +49,8 @@ def main(argv=None) -> None:
         "| workers | suite wall time | wall time per run | mean per run |\n|---|---|---|---|\n"
         + "\n".join(rows)
         + f"\n\n**Wall-time ratio, 1 worker / 2 workers: {ratio:.2f}x** "
-        f"(ideal for {n} runs on 2 workers: {ideal:.2f}x; each run is slower when it shares the machine).\n"
+        f"(for {n} runs on 2 workers the ideal is {ideal:.2f}x, if a run's speed did not depend on the run "
+        "beside it; compare the per-run wall times of the two lines, which also move with other load on the machine).\n"
     )
     command = COMMAND + "".join(f" --{k.replace('_', '-')} {v}" for k, v in vars(opts).items() if v != parser.get_default(k))
     path = write_fragment("runner_scaling", "Parallel runner: 2 workers vs 1", command, body)
