@@ -232,3 +232,18 @@ def test_learns_cartpole(tmp_path):
     assert result.returncode == 0, result.stderr
     last = [v for _, v in episodic_returns(tmp_path)][-20:]
     assert np.mean(last) > 300
+
+
+def test_policy_matches_torch_categorical(ppo):
+    """The written-out categorical gives torch.distributions.Categorical's log-probs and entropy."""
+    torch.manual_seed(0)
+    agent = ppo.Agent(4, 3)
+    x = torch.randn(6, 4)
+    actions = torch.tensor([0, 1, 2, 2, 1, 0])
+    _, logprob, entropy, value = agent.get_action_and_value(x, actions)
+    reference = torch.distributions.Categorical(logits=agent.actor(x))
+    assert torch.allclose(logprob, reference.log_prob(actions), atol=1e-6)
+    assert torch.allclose(entropy, reference.entropy(), atol=1e-6)
+    sampled, sampled_logprob, sampled_value = agent.act(x)
+    assert torch.allclose(sampled_logprob, reference.log_prob(sampled), atol=1e-6)
+    assert torch.allclose(sampled_value, value.squeeze(-1))
