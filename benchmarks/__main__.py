@@ -6,13 +6,18 @@ import subprocess
 import sys
 
 from benchmarks.runner import run_suite
-from benchmarks.suite import BENCH_DIR, ROOT, discover_suites
+from benchmarks.suite import BENCH_DIR, ROOT, discover_suites, suites_left_out_of_all
 from benchmarks.summary import summarize
 
 
+# fragment writers that read the runs of the suites (run by `all` after the suites)
+RUN_READERS = ["imitation"]
+
+
 def speed_modules() -> list:
-    """The fragment writers `benchmarks/speed_*.py`, run by `all` as `python -m benchmarks.<name>`."""
-    return sorted(p.stem for p in BENCH_DIR.glob("speed_*.py"))
+    """The fragment writers run by `all` as `python -m benchmarks.<name>`: the readers of the suites'
+    runs, then the speed benchmarks `benchmarks/speed_*.py`."""
+    return RUN_READERS + sorted(p.stem for p in BENCH_DIR.glob("speed_*.py"))
 
 
 def main(argv=None) -> int:
@@ -28,7 +33,9 @@ def main(argv=None) -> int:
     run.add_argument("--workers", type=int, default=1, help="runs at a time (default 1)")
     summ = sub.add_parser("summarize", help="rebuild benchmarks/RESULTS.md and benchmarks/plots/ from all runs present")
     summ.add_argument("--no-plots", action="store_true", help="keep the existing plots")
-    every = sub.add_parser("all", help="rerun every suite and every benchmarks/speed_*.py, then summarize")
+    every = sub.add_parser(
+        "all", help="rerun every suite (but those listed in a suite file's NOT_IN_ALL) and every speed_*.py, then summarize"
+    )
     every.add_argument("--workers", type=int, default=1, help="runs at a time (default 1)")
     every.add_argument("--no-speed", action="store_true", help="skip the speed_*.py benchmarks")
     opts = parser.parse_args(argv)
@@ -53,7 +60,7 @@ def main(argv=None) -> int:
         summarize(BENCH_DIR, suites, plots=not opts.no_plots)
         return 0
 
-    names = list(suites) if opts.command == "all" else opts.suites
+    names = [n for n in suites if n not in suites_left_out_of_all()] if opts.command == "all" else opts.suites
     unknown = [n for n in names if n not in suites]
     if unknown:
         print(f"error: unknown suite(s) {', '.join(unknown)}; known: {', '.join(suites) or 'none'}", file=sys.stderr)

@@ -75,3 +75,14 @@ def discover_suites() -> dict:
                 raise ValueError(f"suite {name!r} runs the same (label, env id) twice")
             found[name] = list(members)
     return found
+
+
+def suites_left_out_of_all() -> set:
+    """Suite names that `python -m benchmarks all` skips: those a suite file lists in
+    `NOT_IN_ALL` (runs meant for a bigger machine); `run NAME` still runs them."""
+    from benchmarks import suites as package
+
+    names: set = set()
+    for info in pkgutil.iter_modules(package.__path__):
+        names |= set(getattr(importlib.import_module(f"benchmarks.suites.{info.name}"), "NOT_IN_ALL", ()))
+    return names
