@@ -1,6 +1,6 @@
 """Training SPS of a2c_atari_lstm.py, side by side with its env-only ceiling and stable-baselines3 A2C.
 
-    flock /tmp/rl-bench.lock python -m benchmarks.speed_a2c [--steps 20000] [--repeats 2]
+    python -m benchmarks.speed_a2c [--steps 20000] [--repeats 2]
 
 All three on PongNoFrameskip-v4 with 8 environments, one torch thread, CPU, each in a fresh process,
 alternating in one command:

@@ -1,6 +1,6 @@
 """SPS of ppo_discrete.py against stable-baselines3 PPO with the same hyper-parameters, side by side.
 
-    flock /tmp/rl-bench.lock python -m benchmarks.speed_ppo [--steps 102400] [--repeats 3]
+    python -m benchmarks.speed_ppo [--steps 102400] [--repeats 3]
 
 Both train on CartPole-v1 with 4 environments x 128 steps, 4 minibatches of 128, 4 epochs,
 learning rate 2.5e-4 annealed linearly to 0, gamma 0.99, GAE lambda 0.95, clip 0.2 (value clipped

@@ -1,6 +1,6 @@
 """How well the parallel runner uses the cores: 3 CartPole seeds of ppo_discrete.py, 2 workers vs 1.
 
-    flock /tmp/rl-bench.lock python -m benchmarks.speed_runner
+    python -m benchmarks.speed_runner
 
 Runs the `ppo_discrete` suite's CartPole-v1 seeds with 2 workers, then with 1, in one command, under
 `benchmarks/runs/_scaling/` (not summarised as suite results), and writes
