@@ -44,7 +44,10 @@ Departures from the articles:
   inside each worker (setting `OMP_NUM_THREADS` after importing torch and then forking can hang
   the workers);
 - CartPole runs in processes, not threads (the article's threads share one GIL), uses the
-  same PyTorch A3C machinery as Pong, and does not overwrite the terminal reward with -1;
+  same PyTorch A3C machinery as Pong (summed losses, entropy as a bonus: article 001's code has
+  the entropy sign reversed), and does not overwrite the terminal reward with -1;
+- the test process plays `--test-episodes` episodes every `--eval-interval` steps instead of
+  back to back, so that it does not take a core from the workers;
 - the parent supervises its children: a failing worker stops the run with its error, Ctrl-C
   saves and exits 130; checkpoints and `--resume`.
 """

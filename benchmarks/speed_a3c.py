@@ -158,7 +158,9 @@ def pong(rounds: int, seconds: float) -> None:
     path = write_fragment(
         "a3c_pong_throughput",
         "A3C Hogwild! throughput on Pong: 1 vs 2 worker processes",
-        "python -m benchmarks.speed_a3c pong" + (f" --rounds {rounds}" if rounds != 2 else ""),
+        "python -m benchmarks.speed_a3c pong"
+        + (f" --rounds {rounds}" if rounds != 2 else "")
+        + (f" --seconds {seconds:g}" if seconds != 45.0 else ""),
         body,
     )
     print(f"scaling {scaling:.2f}x; written {path}")
