@@ -1,6 +1,6 @@
 """Measurements of a3c_pong_hogwild.py that are not plain learning curves.
 
-    flock /tmp/rl-bench.lock python -m benchmarks.speed_a3c pong [--rounds 2] [--seconds 45]
+    python -m benchmarks.speed_a3c pong [--rounds 2] [--seconds 45]
     python -m benchmarks.speed_a3c cartpole      # after: python -m benchmarks run a3c_cartpole --workers 1
     python -m benchmarks.speed_a3c               # both (cartpole only where its runs exist)
 
