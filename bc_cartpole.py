@@ -132,6 +132,8 @@ class Args:
     """the number of expert episodes the demonstrations come from (`n_episode` in the article)"""
     num_expert_samples: int = 30
     """state-action pairs drawn from those episodes without replacement (`n_samples` in the article); 0 or -1: all"""
+    expert_greedy_demos: bool = True
+    """if toggled, the inline expert records its demonstrations with the argmax action (the article samples: --no-expert-greedy-demos)"""
 
 
 def fail(message: str) -> None:
@@ -663,8 +665,9 @@ def expert_demonstrations(args, run_name: str, writer, eval_episodes: int, devic
     """
     expert = train_expert(args, run_name, writer, device) if args.expert_timesteps > 0 else None
     logits_fn = None if expert is None else expert.actor
+    greedy_demos = args.expert_greedy_demos and expert is not None  # the random policy always samples
     returns, lengths, obs, actions = run_episodes(
-        logits_fn, args.env_id, args.num_expert_episodes, args.seed + 20_000, device
+        logits_fn, args.env_id, args.num_expert_episodes, args.seed + 20_000, device, greedy=greedy_demos
     )
     save_demonstrations(f"runs/{run_name}/demos.npz", obs, actions, returns, lengths)
     print(

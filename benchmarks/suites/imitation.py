@@ -13,13 +13,24 @@ RANDOM_DEMOS = ["--expert-timesteps", "0", "--num-expert-episodes", "5"]
 
 SUITES = {
     "imitation_bc": [
-        # the article's set-up: 1 expert episode, 30 pairs, 1000 iterations; greedy periodic evaluation
+        # the article's set-up: 1 expert episode, 30 pairs, 1000 iterations; greedy periodic evaluation;
+        # demonstrations recorded from the greedy expert (the script's default)
         Suite(
             "bc-30-pairs",
             "bc_cartpole.py",
             ENVS,
             SEEDS,
             args=["--eval-greedy"],
+            return_tag="eval/episodic_return",
+            thresholds={"CartPole-v1": 475},
+        ),
+        # the article's set-up with the article's demonstrations, drawn from the sampling expert
+        Suite(
+            "bc-30-pairs-sampled-demos",
+            "bc_cartpole.py",
+            ENVS,
+            SEEDS,
+            args=["--eval-greedy", "--no-expert-greedy-demos"],
             return_tag="eval/episodic_return",
             thresholds={"CartPole-v1": 475},
         ),
