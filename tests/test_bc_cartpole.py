@@ -154,3 +154,16 @@ def test_ppo_discrete_export_is_loaded_by_bc(tmp_path):
     scalars = read_scalars(run_dir)
     assert scalars["charts/expert_return"][0][1] == pytest.approx(expected_return)
     assert len(scalars["losses/bc_loss"]) == 20 and [s for s, _ in scalars["eval/episodic_return"]] == [10, 20]
+
+
+def test_greedy_demonstrations_take_the_argmax_action(bc):
+    # logits favour action 1 only slightly (p = 0.525): greedy episodes record action 1 at every
+    # step, sampled ones (the article's demonstrations) record both actions
+    def logits_fn(x):
+        return torch.tensor([[0.0, 0.1]]).expand(len(x), 2)
+
+    _, _, _, greedy_actions = bc.run_episodes(logits_fn, "CartPole-v1", 3, 0, torch.device("cpu"), greedy=True)
+    torch.manual_seed(0)
+    _, _, _, sampled_actions = bc.run_episodes(logits_fn, "CartPole-v1", 3, 0, torch.device("cpu"), greedy=False)
+    assert set(greedy_actions.tolist()) == {1}
+    assert set(sampled_actions.tolist()) == {0, 1}
