@@ -1,7 +1,7 @@
 """The imitation results: BC and GAIL against their inline experts, from the runs of the suites
 `imitation_bc` and `imitation_gail` (benchmarks/suites/imitation.py).
 
-    flock /tmp/rl-bench.lock python -m benchmarks run imitation_bc imitation_gail --workers 2
+    python -m benchmarks run imitation_bc imitation_gail --workers 2
     python -m benchmarks.imitation        # writes benchmarks/results/imitation.md
 
 Every run trains its own PPO expert first, then imitates it; the table puts the expert's own
