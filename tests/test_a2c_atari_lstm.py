@@ -234,6 +234,8 @@ def test_ctrl_c_saves_checkpoint_and_exits_130(tmp_path: Path):
         [sys.executable, str(ROOT / "a2c_atari_lstm.py"), "--env-id", "BreakoutNoFrameskip-v4", "--save-model"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # as from a terminal: a background parent (CI, `cmd &`) may have SIGINT ignored, which children inherit
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert "run dir" in proc.stdout.readline()  # printed when training starts
     time.sleep(1.0)

@@ -294,6 +294,8 @@ def test_ctrl_c_saves_the_model_and_exits_130(tmp_path):
         text=True,
         env=env,
         start_new_session=True,
+        # as from a terminal: a background parent (CI, `cmd &`) may have SIGINT ignored, which children inherit
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         for line in proc.stdout:  # wait until training is under way
