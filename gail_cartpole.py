@@ -571,6 +571,21 @@ def ppo_update(agent, optimizer, batch: dict, args) -> dict:
     }
 
 
+@torch.no_grad()
+def rollout_advantages(agent, next_obs: torch.Tensor, storage: dict, args) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE over the stored rollout, bootstrapped from the value of the observation after it."""
+    last_value = agent.get_value(next_obs).flatten()
+    return compute_gae(
+        storage["rewards"],
+        storage["values"],
+        storage["dones"],
+        storage["final_values"],
+        last_value,
+        args.gamma,
+        args.gae_lambda,
+    )
+
+
 def flatten_rollout(storage: dict, advantages: torch.Tensor, returns: torch.Tensor, obs_dim: int) -> dict:
     return {
         "obs": storage["obs"].reshape(-1, obs_dim),
@@ -697,17 +712,7 @@ def train_expert(args, run_name: str, writer, device) -> Agent:
             next_obs, global_step = collect_rollout(
                 agent, envs, next_obs, storage, global_step, writer, recent_returns, device
             )
-            with torch.no_grad():
-                last_value = agent.get_value(next_obs).flatten()
-                advantages, returns = compute_gae(
-                    storage["rewards"],
-                    storage["values"],
-                    storage["dones"],
-                    storage["final_values"],
-                    last_value,
-                    args.gamma,
-                    args.gae_lambda,
-                )
+            advantages, returns = rollout_advantages(agent, next_obs, storage, args)
             stats = ppo_update(agent, optimizer, flatten_rollout(storage, advantages, returns, obs_dim), args)
             for key, value in stats.items():
                 writer.add_scalar(f"losses/{key}", value, global_step)
@@ -876,17 +881,7 @@ if __name__ == "__main__":
                     storage["final_values"] += storage["terminations"] * absorbing_reward / (1.0 - args.gamma)
 
             # advantages
-            with torch.no_grad():
-                last_value = agent.get_value(next_obs).flatten()
-                advantages, returns = compute_gae(
-                    storage["rewards"],
-                    storage["values"],
-                    storage["dones"],
-                    storage["final_values"],
-                    last_value,
-                    args.gamma,
-                    args.gae_lambda,
-                )
+            advantages, returns = rollout_advantages(agent, next_obs, storage, args)
 
             # update
             stats = ppo_update(agent, optimizer, flatten_rollout(storage, advantages, returns, obs_dim), args)

@@ -13,7 +13,8 @@ import torch
 
 from conftest import read_scalars, run_script
 
-PPO_TAGS = {
+# logged by every actor-critic script
+ACTOR_CRITIC_TAGS = {
     "charts/episodic_return",
     "charts/episodic_length",
     "charts/SPS",
@@ -21,11 +22,9 @@ PPO_TAGS = {
     "losses/policy_loss",
     "losses/value_loss",
     "losses/entropy",
-    "losses/approx_kl",
-    "losses/clipfrac",
-    "losses/explained_variance",
     "eval/episodic_return",
 }
+PPO_TAGS = ACTOR_CRITIC_TAGS | {"losses/approx_kl", "losses/clipfrac", "losses/explained_variance"}
 
 BC_TAGS = {
     "losses/bc_loss",
@@ -44,16 +43,7 @@ GAIL_TAGS = PPO_TAGS | {
     "eval/final_return_sampling",
 }
 
-A3C_TAGS = {
-    "charts/episodic_return",
-    "charts/episodic_length",
-    "charts/SPS",
-    "charts/learning_rate",
-    "losses/policy_loss",
-    "losses/value_loss",
-    "losses/entropy",
-    "eval/episodic_return",
-}
+A3C_TAGS = ACTOR_CRITIC_TAGS
 
 ROWS = [
     pytest.param(
