@@ -331,6 +331,12 @@ class Agent(nn.Module):
         return self.actor(h), self.critic(h).squeeze(-1), (h, c)
 
 
+def sample_actions(logits: torch.Tensor) -> torch.Tensor:
+    """One action per game from the policy's logits: `Categorical(logits=logits).sample()` without
+    building the distribution object (a measurable cost at 8 samples a step)."""
+    return torch.multinomial(torch.softmax(logits, dim=-1), 1).squeeze(-1)
+
+
 def reset_lstm_state(state: tuple[torch.Tensor, torch.Tensor], dones: torch.Tensor):
     """Zero the (h, c) rows of the games whose episode ended (dones: (N,) 0/1 or bool)."""
     keep = (1.0 - dones.float()).unsqueeze(1)
@@ -425,7 +431,7 @@ def collect_rollout(agent, envs, next_obs, state, storage, global_step, writer, 
         all_logits.append(logits)
         all_values.append(value)
         with torch.no_grad():
-            action = Categorical(logits=logits).sample()
+            action = sample_actions(logits)
         storage["actions"][step] = action
 
         obs, reward, terminated, truncated, infos, (game_returns, game_lengths) = envs.step(action.cpu().numpy())
@@ -506,7 +512,7 @@ def evaluate(agent, args: Args, num_games: int, seed: int, device) -> list[float
     scores = np.full(num_games, np.nan)
     while np.isnan(scores).any():
         logits, _, state = agent.step(obs, state)
-        action = Categorical(logits=logits).sample()
+        action = sample_actions(logits)
         obs, _, terminated, truncated, _, (game_returns, _) = envs.step(action.cpu().numpy())
         ended = np.flatnonzero(envs.last_game_over)
         first = np.isnan(scores[ended])
@@ -553,7 +559,7 @@ if __name__ == "__main__":
                           capture_video=args.capture_video, run_name=run_name)
         num_actions = int(envs.single_action_space.n)
         agent = Agent(num_actions).to(device)
-        optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate)
+        optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, fused=device.type in ("cpu", "cuda"))
         if checkpoint:
             agent.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])

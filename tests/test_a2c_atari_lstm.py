@@ -157,6 +157,18 @@ def test_network_shape_and_init(a2c):
     assert (agent.lstm.input_size, agent.lstm.hidden_size) == (288, 288)
 
 
+def test_sample_actions_follows_the_policy(a2c):
+    # probabilities 0.1 / 0.2 / 0.7 in every row; 20,000 samples each -> frequencies within 4 standard errors
+    # (sd of a frequency <= sqrt(.25 / 20000) = 0.0035)
+    torch.manual_seed(0)
+    logits = torch.log(torch.tensor([[0.1, 0.2, 0.7]])).expand(20_000, 3) + 3.0  # shifted logits, same policy
+    actions = a2c.sample_actions(logits)
+    assert actions.shape == (20_000,) and actions.dtype == torch.long
+    freqs = torch.bincount(actions, minlength=3).float() / 20_000
+    torch.testing.assert_close(freqs, torch.tensor([0.1, 0.2, 0.7]), atol=0.014, rtol=0)
+    assert (a2c.sample_actions(torch.tensor([[0.0, -1e9, -1e9]] * 50)) == 0).all()  # a certain action always
+
+
 def test_backends_same_frames_and_whole_game_score(a2c):
     """Same actions, no noops: both backends give the same frames, rewards and life-loss ends; the
     whole-game score is the unclipped sum over all lives."""

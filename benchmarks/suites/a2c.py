@@ -1,12 +1,12 @@
 """a2c_atari_lstm.py on Breakout, the article's defaults, a fixed CPU budget, 2 seeds.
 
-The step budget is what two seeds at once fit into about 35 minutes of a 2-core machine; raise
+The step budget is what two seeds at once fit into about an hour of a 2-core machine; raise
 `STEPS` on a bigger machine. Pong at 10M steps (`a2c_pong`) is the long run for a GPU/16-core box.
 """
 
 from benchmarks.suite import Suite
 
-STEPS = 700_000
+STEPS = 2_000_000
 # a 10M-step Pong run takes hours on 2 cores: `python -m benchmarks all` leaves it out
 NOT_IN_ALL = {"a2c_pong"}
 
