@@ -98,7 +98,7 @@ class Args:
     eval_episodes: int = 10
     """the number of evaluation games run with the saved model (with `--save-model`)"""
     torch_threads: int = 1
-    """torch CPU threads (1 is fastest: more threads on busy cores slow the small update down)"""
+    """torch CPU threads (1: on cores shared with other runs more threads slow the update ~7x; 2 helps a lone run)"""
 
 
 MAX_FRAMES_PER_EPISODE = 108_000  # 30 minutes of play: the usual Atari time limit (truncation)
