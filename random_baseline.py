@@ -78,8 +78,9 @@ class Args:
 
 
 def fail(message: str) -> None:
-    """A user error: one line on stderr, exit status 2, before anything is written."""
-    print(f"error: {message}", file=sys.stderr)
+    """A user error: one line on stderr (a multi-line message, e.g. from an exception, is joined),
+    exit status 2, before anything is written."""
+    print("error: " + " ".join(message.split()), file=sys.stderr)
     sys.exit(2)
 
 

@@ -1,7 +1,9 @@
 """Helpers for the speed benchmarks that write generated fragments to `benchmarks/results/`."""
 
 import datetime
+import tempfile
 from pathlib import Path
+from typing import Callable
 
 from benchmarks.machine import describe, machine_info
 from benchmarks.suite import BENCH_DIR
@@ -21,3 +23,18 @@ def write_fragment(name: str, title: str, command: str, body: str, results_dir: 
     path = results_dir / f"{name}.md"
     path.write_text(text)
     return path
+
+
+def run_alternating(runners: dict, steps: int, repeats: int, seed: int, label: Callable) -> dict:
+    """Run each `runners[key](steps, seed, cwd)` `repeats` times, in the given order on even repeats and
+    reversed on odd ones (so drift in the machine's speed hits every side alike), all in one scratch
+    directory; repeat r uses `seed + r`. Prints `label(key, result)` per run; returns {key: [results]}."""
+    results = {key: [] for key in runners}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(repeats):
+            order = list(runners) if rep % 2 == 0 else list(runners)[::-1]
+            for key in order:
+                result = runners[key](steps, seed + rep, Path(tmp))
+                results[key].append(result)
+                print(f"rep {rep + 1}: {label(key, result)}", flush=True)
+    return results

@@ -24,13 +24,12 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.fragments import write_fragment
+from benchmarks.fragments import run_alternating, write_fragment
 from benchmarks.suite import ROOT
 
 COMMAND = "python -m benchmarks.speed_a2c"
@@ -157,14 +156,8 @@ def main(argv=None) -> None:
         sides[(SCRIPT, threads)] = lambda s, seed, cwd, n=threads: run_script(s, seed, n, cwd)
         sides[(NETWORK_ONLY, threads)] = lambda s, seed, cwd, n=threads: child("network", s, seed, n, cwd)
         sides[(SB3, threads)] = lambda s, seed, cwd, n=threads: child("sb3", s, seed, n, cwd)
-    results = {key: [] for key in sides}
-    with tempfile.TemporaryDirectory() as tmp:
-        for rep in range(opts.repeats):
-            order = list(sides) if rep % 2 == 0 else list(sides)[::-1]
-            for key in order:
-                sps = sides[key](opts.steps, opts.seed + rep, Path(tmp))
-                results[key].append(sps)
-                print(f"rep {rep + 1}: {key[0]}, threads {key[1] or '-'}: {sps:.0f} SPS", flush=True)
+    results = run_alternating(sides, opts.steps, opts.repeats, opts.seed,
+                              lambda key, sps: f"{key[0]}, threads {key[1] or '-'}: {sps:.0f} SPS")
     from importlib import metadata
 
     mean = {key: float(np.mean(vals)) for key, vals in results.items()}

@@ -16,13 +16,12 @@ import json
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.fragments import write_fragment
+from benchmarks.fragments import run_alternating, write_fragment
 from benchmarks.suite import ROOT
 
 COMMAND = "python -m benchmarks.speed_ppo"
@@ -97,14 +96,8 @@ def main(argv=None) -> None:
         sb3_child(opts.steps, opts.seed)
         return
     runners = {"ppo_discrete.py": run_ppo_discrete, "stable-baselines3 PPO": run_sb3}
-    results = {name: [] for name in runners}
-    with tempfile.TemporaryDirectory() as tmp:
-        for rep in range(opts.repeats):
-            order = list(runners) if rep % 2 == 0 else list(runners)[::-1]
-            for name in order:
-                r = runners[name](opts.steps, opts.seed + rep, Path(tmp))
-                results[name].append(r)
-                print(f"rep {rep + 1}: {name}: {r['sps']:.0f} SPS ({r['wall_s']:.1f} s wall)", flush=True)
+    results = run_alternating(runners, opts.steps, opts.repeats, opts.seed,
+                              lambda name, r: f"{name}: {r['sps']:.0f} SPS ({r['wall_s']:.1f} s wall)")
     from importlib import metadata
 
     ours = np.array([r["sps"] for r in results["ppo_discrete.py"]])

@@ -33,6 +33,16 @@ def run_script(script: str, args: list[str], cwd: Path, timeout: float = 300, en
     )
 
 
+def assert_user_error(result: subprocess.CompletedProcess, cwd: Path, flag: str = "") -> None:
+    """Bad input (DESIGN §5): exit status 2, one `error: ...` line on stderr naming `flag`, no
+    traceback, and no run directory written."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and flag in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (cwd / "runs").exists()
+
+
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """All scalars of the TensorBoard event files in `run_dir`: {tag: [(step, value), ...]}."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, load_script, read_scalars, run_script
+from conftest import ROOT, assert_user_error, load_script, read_scalars, run_script
 
 
 @pytest.fixture(scope="module")
@@ -199,17 +199,13 @@ def test_backends_same_frames_and_whole_game_score(a2c):
 
 def test_non_atari_env_id_exits_2(tmp_path: Path):
     result = run_script("a2c_atari_lstm.py", ["--env-id", "CartPole-v1"], cwd=tmp_path)
-    assert result.returncode == 2
-    assert "--env-id" in result.stderr and "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "runs").exists()
+    assert_user_error(result, tmp_path, "--env-id")
 
 
 def test_bad_resume_file_exits_2(tmp_path: Path):
     (tmp_path / "bad.pt").write_text("not a checkpoint")
     result = run_script("a2c_atari_lstm.py", ["--resume", "bad.pt"], cwd=tmp_path)
-    assert result.returncode == 2 and "--resume" in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "runs").exists()
+    assert_user_error(result, tmp_path, "--resume")
 
 
 def test_checkpoint_resumes_same_parameters_and_step(tmp_path: Path):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import fake_envs  # noqa: F401  (registers Counting-v0)
-from conftest import ROOT, read_scalars, run_script
+from conftest import ROOT, assert_user_error, read_scalars, run_script
 
 TESTS_DIR = str(Path(__file__).resolve().parent)
 
@@ -177,10 +177,7 @@ def test_custom_env_module_syntax_and_flattening(tmp_path):
 )
 def test_bad_input_one_line_exit_2_nothing_written(args, message, tmp_path):
     result = run_script("ppo_discrete.py", args, cwd=tmp_path)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
-    assert not (tmp_path / "runs").exists()
+    assert_user_error(result, tmp_path, message)
 
 
 def test_ctrl_c_saves_closes_and_exits_130(tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_script, read_scalars, run_script
+from conftest import assert_user_error, load_script, read_scalars, run_script
 
 SUMMARY = re.compile(r"^Average score across (\d+) episodes: (-?[\d.]+) ± ([\d.]+) \((-?[\d.e+]+) \.\. (-?[\d.e+]+)\)$")
 
@@ -113,7 +113,4 @@ def test_cli_counts_episodes_and_is_seeded(tmp_path):
 )
 def test_bad_input(args, flag, tmp_path):
     result = run_script("random_baseline.py", args, cwd=tmp_path)
-    assert result.returncode == 2
-    err = result.stderr.strip().splitlines()
-    assert len(err) == 1 and flag in err[0] and "Traceback" not in result.stderr
-    assert not (tmp_path / "runs").exists()
+    assert_user_error(result, tmp_path, flag)

@@ -44,6 +44,8 @@ GAIL_TAGS = PPO_TAGS | {
 }
 
 A3C_TAGS = ACTOR_CRITIC_TAGS
+# what BC and GAIL log about the PPO expert they train when no --expert-data is given
+INLINE_EXPERT_TAGS = {"charts/expert_return_greedy", "charts/expert_return_sampling", "charts/expert_demo_return"}
 
 ROWS = [
     pytest.param(
@@ -64,7 +66,7 @@ ROWS = [
         "bc_cartpole.py",
         ["--expert-timesteps", "1024", "--bc-iterations", "20", "--eval-interval", "10", "--eval-episodes", "1",
          "--final-eval-episodes", "1", "--save-model"],
-        BC_TAGS | {"charts/expert_return_greedy", "charts/expert_return_sampling", "charts/expert_demo_return"},
+        BC_TAGS | INLINE_EXPERT_TAGS,
         True,
         id="bc-cartpole-inline-expert",
     ),
@@ -79,7 +81,7 @@ ROWS = [
     pytest.param(
         "gail_cartpole.py",
         ["--expert-timesteps", "1024", "--total-timesteps", "1024", "--eval-episodes", "1", "--save-model"],
-        GAIL_TAGS | {"charts/expert_return_greedy", "charts/expert_return_sampling", "charts/expert_demo_return"},
+        GAIL_TAGS | INLINE_EXPERT_TAGS,
         True,
         id="gail-cartpole-inline-expert",
     ),
