@@ -10,8 +10,8 @@ command, once per torch thread count in `--threads` (the same count on both side
   time, start-up excluded);
 - env only: the same AtariVectorEnv, same preprocessing, stepped with uniform random actions
   (the ceiling set by the games; no torch, so measured once per repeat);
-- network only: the script's own agent, sampling, returns, loss, clipping and Adam on stored frames,
-  with no env (the ceiling set by the network's forward and backward passes on N threads);
+- network only: the script's own `collect_rollout` and update on stored frames, with no env (the
+  ceiling set by the network's forward and backward passes on N threads);
 - stable-baselines3 A2C with its Atari wrappers (`make_atari_env`, 8 envs in its default DummyVecEnv,
   + `VecFrameStack(4)`), `n_steps=5`, its default `CnnPolicy` (the Nature CNN, no LSTM) and
   default hyper-parameters, `torch.set_num_threads(N)`; SPS = steps / `learn()` time.
@@ -78,43 +78,47 @@ def env_child(steps: int, seed: int, threads: int) -> None:
     print(json.dumps({"sps": steps // NUM_ENVS * NUM_ENVS / elapsed}))
 
 
+class StoredFrames:
+    """Stands in for the script's `AtariGames` at no cost: every step returns the same stored frames,
+    reward 0, no episode end."""
+
+    def __init__(self, frames: np.ndarray):
+        self.frames = frames
+        self.no_end = np.zeros(len(frames), dtype=bool)
+
+    def step(self, actions):
+        return self.frames, np.zeros(len(self.frames)), self.no_end, self.no_end, {}, (np.zeros(0), np.zeros(0))
+
+
 def network_child(steps: int, seed: int, threads: int) -> None:
-    """The script's update loop with the games replaced by stored frames: every rollout step runs the
-    agent and samples the actions, then the bootstrap value, returns, loss, backward, clip and Adam,
-    exactly as in the script's main loop (rewards 0, no episode ends)."""
+    """The script's training loop with the games replaced by `StoredFrames`: its `collect_rollout`
+    (acting, sampling, storage, LSTM resets), then the bootstrap value, returns, loss, backward, clip
+    and Adam as in its main loop."""
     import torch
 
     a2c = load_a2c()
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    num_steps = 5
-    frames = torch.randint(0, 256, (num_steps + 1, NUM_ENVS, 4, 84, 84), dtype=torch.uint8)
+    cpu = torch.device("cpu")
+    games = StoredFrames(np.random.default_rng(seed).integers(0, 256, (NUM_ENVS, 4, 84, 84), dtype=np.uint8))
     agent = a2c.Agent(6)
     optimizer = torch.optim.Adam(agent.parameters(), lr=1e-4, fused=True)
-    storage = a2c.make_storage(num_steps, NUM_ENVS, torch.device("cpu"))
-    state = agent.initial_state(NUM_ENVS, "cpu")
-    iterations = steps // (NUM_ENVS * num_steps)
+    storage = a2c.make_storage(5, NUM_ENVS, cpu)
+    next_obs, state, global_step = torch.as_tensor(games.frames), agent.initial_state(NUM_ENVS, cpu), 0
     start = time.perf_counter()
-    for _ in range(iterations):
-        state = (state[0].detach(), state[1].detach())
-        all_logits, all_values = [], []
-        for t in range(num_steps):
-            logits, value, state = agent.step(frames[t], state)
-            all_logits.append(logits)
-            all_values.append(value)
-            with torch.no_grad():
-                storage["actions"][t] = a2c.sample_actions(logits)
-            state = a2c.reset_lstm_state(state, storage["dones"][t])
+    while global_step < steps:
+        next_obs, state, global_step, logits, values = a2c.collect_rollout(
+            agent, games, next_obs, state, storage, global_step, None, [], cpu
+        )
         with torch.no_grad():
-            _, last_value, _ = agent.step(frames[num_steps], state)
+            _, last_value, _ = agent.step(next_obs, state)
             returns = a2c.discounted_returns(storage["rewards"], storage["dones"], storage["final_values"], last_value, 0.99)
-        loss = a2c.a2c_loss(torch.stack(all_logits), torch.stack(all_values), storage["actions"], returns, 0.02, 0.5)[0]
+        loss = a2c.a2c_loss(logits, values, storage["actions"], returns, 0.02, 0.5)[0]
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(agent.parameters(), 0.5)
         optimizer.step()
-    elapsed = time.perf_counter() - start
-    print(json.dumps({"sps": iterations * num_steps * NUM_ENVS / elapsed}))
+    print(json.dumps({"sps": global_step / (time.perf_counter() - start)}))
 
 
 def child(kind: str, steps: int, seed: int, threads: int, cwd: Path) -> float:
@@ -181,7 +185,7 @@ def main(argv=None) -> None:
         "a2c_atari_lstm.py at its defaults "
         "(ale-py's native AtariVectorEnv, rollout 5, conv + LSTMCell(288, 288)) plus `--torch-threads`; "
         "env only = the same vector env and preprocessing with random actions; network only = the script's "
-        "agent, sampling, returns, loss and Adam on stored frames without any env; stable-baselines3 "
+        "own rollout and update code on stored frames without any env; stable-baselines3 "
         f"{metadata.version('stable-baselines3')} A2C with make_atari_env (DummyVecEnv) + VecFrameStack(4), "
         "n_steps 5, its default CnnPolicy (Nature CNN, no LSTM) and hyper-parameters. "
         "SPS = steps / training time inside the process (start-up excluded).\n\n"
