@@ -32,6 +32,8 @@ Departures from the article:
 - 10M steps by default (the article's 2.5M updates are 100M steps).
 """
 
+import contextlib
+import io
 import os
 import random
 import sys
@@ -109,6 +111,27 @@ def fail(message: str) -> None:
     exit status 2, before anything is written."""
     print("error: " + " ".join(message.split()), file=sys.stderr)
     sys.exit(2)
+
+
+def parse_args() -> Args:
+    """`tyro.cli(Args)`, with a parse error (a bad value, an unknown flag) shortened from tyro's box to
+    one `error:` line; --help is untouched."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return tyro.cli(Args)
+    except SystemExit as e:
+        box = [line.strip("│╭╰─ ") for line in captured.getvalue().splitlines()]
+        message = []
+        for line in box[1:]:  # box[0] is the title bar; the message runs to the first rule
+            if not line:
+                break
+            message.append(line)
+        if e.code == 2 and message:
+            guess = box[box.index("Perhaps you meant:") + 1].split()[0] if "Perhaps you meant:" in box else ""
+            fail(" ".join(message) + (f" (did you mean {guess}?)" if guess else " (see --help)"))
+        sys.stderr.write(captured.getvalue())
+        raise
 
 
 def validate_args(args: Args) -> None:
@@ -530,7 +553,7 @@ def format_seconds(seconds: float) -> str:
 
 
 if __name__ == "__main__":
-    args = tyro.cli(Args)
+    args = parse_args()
     checkpoint = None
     if args.resume is not None:
         checkpoint = load_checkpoint(args.resume)

@@ -52,6 +52,8 @@ Departures from the articles:
   saves and exits 130; checkpoints and `--resume`.
 """
 
+import contextlib
+import io
 import math
 import os
 import random
@@ -156,6 +158,27 @@ def fail(message: str) -> None:
     exit status 2, before anything is written."""
     print("error: " + " ".join(message.split()), file=sys.stderr)
     sys.exit(2)
+
+
+def parse_args() -> Args:
+    """`tyro.cli(Args)`, with a parse error (a bad value, an unknown flag) shortened from tyro's box to
+    one `error:` line; --help is untouched."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return tyro.cli(Args)
+    except SystemExit as e:
+        box = [line.strip("│╭╰─ ") for line in captured.getvalue().splitlines()]
+        message = []
+        for line in box[1:]:  # box[0] is the title bar; the message runs to the first rule
+            if not line:
+                break
+            message.append(line)
+        if e.code == 2 and message:
+            guess = box[box.index("Perhaps you meant:") + 1].split()[0] if "Perhaps you meant:" in box else ""
+            fail(" ".join(message) + (f" (did you mean {guess}?)" if guess else " (see --help)"))
+        sys.stderr.write(captured.getvalue())
+        raise
 
 
 def make_run_name(args) -> str:
@@ -786,7 +809,7 @@ def resolve_defaults(args: Args, kind: str) -> None:
 
 
 if __name__ == "__main__":
-    args = tyro.cli(Args)
+    args = parse_args()
     kind = check_env(args.env_id)
     resolve_defaults(args, kind)
     validate_args(args)

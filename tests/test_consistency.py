@@ -22,7 +22,7 @@ PRESENT = [s for s in SCRIPTS if (ROOT / s).exists()]
 REFERENCE = "ppo_discrete.py"
 COMMON_FIELDS = ["exp_name", "seed", "torch_deterministic", "cuda", "track", "capture_video", "save_model"]
 # functions every script has, and those compared only where a script defines them
-REQUIRED_FUNCTIONS = ["fail", "make_run_name", "make_writer", "seed_everything"]
+REQUIRED_FUNCTIONS = ["fail", "parse_args", "make_run_name", "make_writer", "seed_everything"]
 OPTIONAL_FUNCTIONS = ["layer_init", "log_episode_stats", "format_seconds"]
 SECTION_MARKERS = ["# seeding", "# env setup", "# storage", "# rollout", "# logging", "# shutdown"]
 

@@ -3,7 +3,8 @@
 Each row is (script, tiny CLI arguments, TensorBoard tags that must be logged, whether a
 `--save-model` file must exist). A row checks exit status 0, the tags in the run directory's
 event file and, when asked, that the saved model file loads with `weights_only=True` and holds
-the state dict and the Args. Adding a script means adding a row.
+the state dict and the Args. Adding a script means adding a row. Every script listed is also
+checked for one-line errors on flags tyro cannot parse.
 """
 
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import read_scalars, run_script
+from conftest import assert_user_error, read_scalars, run_script
 
 # logged by every actor-critic script
 ACTOR_CRITIC_TAGS = {
@@ -157,3 +158,12 @@ def test_smoke(script, args, tags, saves_model, tmp_path: Path):
         checkpoint = torch.load(model_files[0], map_location="cpu", weights_only=True)
         assert checkpoint["model"] and all(isinstance(v, torch.Tensor) for v in checkpoint["model"].values())
         assert checkpoint["args"]["exp_name"] == Path(script).stem
+
+
+@pytest.mark.parametrize("script", sorted({row.values[0] for row in ROWS}))
+def test_unparsable_flag_is_one_error_line(script, tmp_path: Path):
+    # a value tyro cannot parse and a misspelt flag: one `error:` line each, exit 2, nothing written
+    assert_user_error(run_script(script, ["--seed", "abc"], cwd=tmp_path, timeout=60), tmp_path, "--seed")
+    result = run_script(script, ["--sed", "1"], cwd=tmp_path, timeout=60)
+    assert_user_error(result, tmp_path, "--sed")
+    assert "did you mean --seed?" in result.stderr
