@@ -3,8 +3,9 @@
 Follows the article "基于“动手学强化学习”的知识点(二):第 15 章 模仿学习(gym版本 >= 0.26)", notes on
 chapter 15 (imitation learning) of the book Hands-on Reinforcement Learning (动手学强化学习,
 https://hrl.boyuai.com/); the scraped article gives no URL of its own. GAIL is Ho & Ermon, 2016.
-The PPO code (agent, GAE, losses, vector env) is a copy of ppo_discrete.py, itself after cleanrl's
-ppo.py; `diff ppo_discrete.py gail_cartpole.py` shows the imitation part.
+The PPO code (agent, rollout, GAE, losses, update) is ppo_discrete.py's, the same code:
+`diff ppo_discrete.py gail_cartpole.py` shows what GAIL adds. Where the script departs from the
+article, and why: the README's table for this script.
 
 Usage:
     python gail_cartpole.py                                   # train a PPO expert inline, then GAIL
@@ -12,6 +13,7 @@ Usage:
     python gail_cartpole.py --reward-type logit --absorbing   # zero-centred reward log D_E - log D_A
     python gail_cartpole.py --expert-timesteps 0 --num-expert-episodes 5  # control: random "demonstrations"
     python gail_cartpole.py --env-id Acrobot-v1 --expert-timesteps 300000 --num-expert-samples 0
+    python gail_cartpole.py --play runs/<run name>/gail_cartpole.pt  # watch a saved generator play
 
 Demonstrations (`--expert-data`, and `demos.npz` written to every run directory): an `.npz` with
 `obs` (N x obs_dim, float32), `actions` (N, int64) and optionally `episode_returns` (float32, one
@@ -19,36 +21,18 @@ per episode) and `episode_lengths` (int64, summing to N). `ppo_discrete.py --sav
 --save-demos-episodes K` writes one. Of the file's pairs (its first `--num-expert-episodes`
 episodes when `episode_lengths` is given), `--num-expert-samples` are drawn without replacement
 (0 or -1: all).
-
-Departures from the article:
-- the generator is the vectorised PPO of ppo_discrete.py, updated on fixed rollouts of
-  num_envs x num_steps (the article updates once per episode), with ppo_discrete.py's defaults
-  except the learning rate, 1e-3 as the article's actor (one optimizer for actor and critic);
-  the inline expert is the same PPO trained on the environment reward with learning rate 1e-3
-  (the article's expert: a 128-unit PPO, actor lr 1e-3, critic lr 1e-2, gamma 0.98);
-- the discriminator takes one-hot actions for any number of actions (the article hard-codes 2);
-  it outputs a logit and uses the numerically stable BCE-with-logits; D is still the probability
-  "agent", agent pairs labelled 1 and expert pairs 0 as in the article;
-- `--reward-type logit`: an optional zero-centred reward log D_expert - log D_agent (the article's
-  -log D is always positive, which on CartPole rewards survival whatever the demonstrations); use
-  it with `--absorbing`, as alone it makes falling early pay;
-- CartPole-v1 (500 cap) instead of CartPole-v0; terminations end the return (value 0), time-limit
-  truncations are bootstrapped from the critic; the GAIL reward replaces the environment reward
-  and the true return is what is logged as `charts/episodic_return`;
-- `--absorbing`: a termination leads instead to an absorbing state whose reward the discriminator
-  learns (Kostrikov et al., 2019, "Discriminator-Actor-Critic"); expert episodes shorter than the
-  time limit count as terminated, a file without `episode_lengths` as never terminating.
 """
 
-import contextlib
-import io
+import importlib.util
+import math
 import os
 import random
+import signal
 import sys
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal, NoReturn, Optional
 
 import gymnasium as gym
 import numpy as np
@@ -57,8 +41,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.optim as optim
 import tyro
-from torch.distributions.categorical import Categorical
 from torch.utils.tensorboard import SummaryWriter
+
+SCRIPT = "gail_cartpole"  # recorded in every saved file; --play and --resume check it
 
 
 @dataclass
@@ -132,6 +117,8 @@ class Args:
     """the number of expert episodes the demonstrations come from (`n_episode` in the article)"""
     num_expert_samples: int = 30
     """state-action pairs drawn from those episodes without replacement (`n_samples` in the article); 0 or -1: all"""
+    expert_greedy_demos: bool = False
+    """if toggled, the inline expert records its demonstrations with the argmax action (the article samples them)"""
 
     # GAIL
     discriminator_lr: float = 1e-3
@@ -145,72 +132,438 @@ class Args:
     absorbing: bool = False
     """if toggled, a termination leads to an absorbing state whose reward the discriminator learns (DAC)"""
 
-
-def fail(message: str) -> None:
-    """A user error: one line on stderr (a multi-line message, e.g. from an exception, is joined),
-    exit status 2, before anything is written."""
-    print("error: " + " ".join(message.split()), file=sys.stderr)
-    sys.exit(2)
+    play: Optional[str] = None
+    """a `--save-model` file or checkpoint of this script: play `--eval-episodes` episodes with it, print the scores, write nothing else"""
+    greedy: bool = True
+    """with `--play`: take the most likely action (`--no-greedy` samples from the policy)"""
 
 
-def parse_args() -> Args:
-    """`tyro.cli(Args)`, with a parse error (a bad value, an unknown flag) shortened from tyro's box to
-    one `error:` line; --help is untouched."""
-    captured = io.StringIO()
+def make_env(env_id: str, idx: int, capture_video: bool, run_name: str):
+    def thunk():
+        if capture_video and idx == 0:
+            env = gym.make(env_id, render_mode="rgb_array")
+            env = gym.wrappers.RecordVideo(env, f"videos/{run_name}")
+        else:
+            env = gym.make(env_id)
+        if len(env.observation_space.shape) != 1:
+            env = gym.wrappers.FlattenObservation(env)
+        return env
+
+    return thunk
+
+
+def make_vector_env(args, run_name: str) -> gym.vector.VectorEnv:
+    """Same-step autoreset: the observation returned for a finished sub-environment is the first of
+    its next episode, and the final observation of the ended one comes in `infos["final_obs"]`, so
+    no stored transition links one episode to the next."""
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, i, args.capture_video, run_name) for i in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    return gym.wrappers.vector.RecordEpisodeStatistics(envs)
+
+
+def layer_init(layer: nn.Module, std: float = np.sqrt(2), bias_const: float = 0.0) -> nn.Module:
+    torch.nn.init.orthogonal_(layer.weight, std)
+    torch.nn.init.constant_(layer.bias, bias_const)
+    return layer
+
+
+class Agent(nn.Module):
+    """Separate 64-64 tanh actor and critic, as in the article."""
+
+    def __init__(self, obs_dim: int, num_actions: int):
+        super().__init__()
+
+        def mlp(out_dim: int, std: float) -> nn.Sequential:
+            hidden = [layer_init(nn.Linear(obs_dim, 64)), nn.Tanh(), layer_init(nn.Linear(64, 64)), nn.Tanh()]
+            return nn.Sequential(*hidden, layer_init(nn.Linear(64, out_dim), std=std))
+
+        self.critic = mlp(1, std=1.0)
+        self.actor = mlp(num_actions, std=0.01)
+
+    def get_value(self, x: torch.Tensor) -> torch.Tensor:
+        return self.critic(x)
+
+    def get_action_and_value(self, x: torch.Tensor, action: Optional[torch.Tensor] = None):
+        """Sample an action (or score the given one): action, log-probability, entropy, value.
+
+        The categorical distribution is written out with `log_softmax` rather than built as a
+        `torch.distributions.Categorical`: the same numbers, at a fraction of the overhead on the
+        small batches of an RL update."""
+        log_probs = torch.log_softmax(self.actor(x), dim=-1)
+        if action is None:
+            action = torch.multinomial(log_probs.exp(), 1).squeeze(-1)
+        logprob = log_probs.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+        entropy = -(log_probs.exp() * log_probs).sum(-1)
+        return action, logprob, entropy, self.critic(x)
+
+    def act(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rollout fast path: `get_action_and_value` without the entropy, value squeezed."""
+        log_probs = torch.log_softmax(self.actor(x), dim=-1)
+        action = torch.multinomial(log_probs.exp(), 1)
+        return action.squeeze(-1), log_probs.gather(-1, action).squeeze(-1), self.critic(x).squeeze(-1)
+
+
+def compute_gae(rewards, values, dones, final_values, last_value, gamma: float, gae_lambda: float):
+    """Generalised advantage estimates and returns for a (num_steps, num_envs) rollout.
+
+    `dones[t]` is 1 where the episode ended *by* step t (terminated or truncated); the
+    observation after such a step belongs to a new episode, so the recursion is cut there and
+    the step is bootstrapped from `final_values[t]` instead: the critic's value of the final
+    observation for a truncation, 0 for a termination. `last_value` is the value of the
+    observation that follows the last step of the rollout.
+    """
+    next_values = torch.cat([values[1:], last_value.unsqueeze(0)])
+    next_values = torch.where(dones.bool(), final_values, next_values)
+    deltas = rewards + gamma * next_values - values
+    discounts = gamma * gae_lambda * (1.0 - dones)  # 0 where the episode ended: the recursion stops
+    advantages = torch.zeros_like(rewards)
+    lastgaelam = torch.zeros_like(last_value)
+    for t in reversed(range(rewards.shape[0])):
+        lastgaelam = deltas[t] + discounts[t] * lastgaelam
+        advantages[t] = lastgaelam
+    return advantages, advantages + values
+
+
+def ppo_losses(newlogprob, oldlogprob, advantages, newvalue, oldvalue, returns, clip_coef: float, clip_vloss: bool):
+    """The clipped surrogate policy loss and the (optionally clipped) value loss."""
+    ratio = (newlogprob - oldlogprob).exp()
+    pg_loss1 = -advantages * ratio
+    pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
+    pg_loss = torch.max(pg_loss1, pg_loss2).mean()
+    if clip_vloss:
+        v_loss_unclipped = (newvalue - returns) ** 2
+        v_clipped = oldvalue + torch.clamp(newvalue - oldvalue, -clip_coef, clip_coef)
+        v_loss_clipped = (v_clipped - returns) ** 2
+        v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
+    else:
+        v_loss = 0.5 * ((newvalue - returns) ** 2).mean()
+    return pg_loss, v_loss
+
+
+def ppo_update(agent: Agent, optimizer: optim.Optimizer, batch: dict, args) -> dict:
+    """`update_epochs` epochs of minibatch PPO over one flattened rollout; returns the statistics
+    logged under `losses/` (those of the last minibatch, the clip fraction over all)."""
+    batch_size = len(batch["obs"])
+    minibatch_size = batch_size // args.num_minibatches
+    clipfracs = []
+    for epoch in range(args.update_epochs):
+        b_inds = torch.randperm(batch_size, device=batch["obs"].device)
+        for start in range(0, batch_size, minibatch_size):
+            mb = {key: value[b_inds[start : start + minibatch_size]] for key, value in batch.items()}
+            _, newlogprob, entropy, newvalue = agent.get_action_and_value(mb["obs"], mb["actions"])
+            logratio = newlogprob - mb["logprobs"]
+            with torch.no_grad():
+                ratio = logratio.exp()
+                old_approx_kl = (-logratio).mean()
+                approx_kl = ((ratio - 1) - logratio).mean()
+                clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean())
+            mb_advantages = mb["advantages"]
+            if args.norm_adv:
+                mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+            pg_loss, v_loss = ppo_losses(
+                newlogprob=newlogprob,
+                oldlogprob=mb["logprobs"],
+                advantages=mb_advantages,
+                newvalue=newvalue.view(-1),
+                oldvalue=mb["values"],
+                returns=mb["returns"],
+                clip_coef=args.clip_coef,
+                clip_vloss=args.clip_vloss,
+            )
+            entropy_loss = entropy.mean()
+            loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+            optimizer.step()
+        if args.target_kl is not None and approx_kl > args.target_kl:
+            break
+    var_y = torch.var(batch["returns"])
+    explained_var = float("nan") if var_y == 0 else float(1 - torch.var(batch["returns"] - batch["values"]) / var_y)
+    return {
+        "policy_loss": pg_loss.item(),
+        "value_loss": v_loss.item(),
+        "entropy": entropy_loss.item(),
+        "old_approx_kl": old_approx_kl.item(),
+        "approx_kl": approx_kl.item(),
+        "clipfrac": torch.stack(clipfracs).mean().item(),
+        "explained_variance": explained_var,
+    }
+
+
+def make_storage(num_steps: int, num_envs: int, obs_dim: int, device: torch.device) -> dict:
+    def zeros(*shape):
+        return torch.zeros((num_steps, num_envs) + shape, device=device)
+
+    keys = ["actions", "logprobs", "rewards", "dones", "terminations", "values", "final_values"]
+    return {"obs": zeros(obs_dim), **{key: zeros() for key in keys}}
+
+
+@torch.inference_mode()
+def collect_rollout(agent: Agent, envs, next_obs, storage: dict, global_step: int, writer, recent_returns: deque):
+    """Step the vector env `num_steps` times, filling `storage` in place.
+
+    `dones[t]` marks an episode that ended by step t (terminated or truncated). A truncated one
+    is bootstrapped from the critic's value of its final observation (`final_values[t]`); a
+    terminated one has value 0. Returns the observation after the rollout and the step count.
+    """
+    num_steps, num_envs = storage["rewards"].shape
+    final_values = np.zeros((num_steps, num_envs), dtype=np.float32)
+    for step in range(num_steps):
+        global_step += num_envs
+        storage["obs"][step] = next_obs
+        action, logprob, value = agent.act(next_obs)
+        storage["actions"][step] = action
+        storage["logprobs"][step] = logprob
+        storage["values"][step] = value
+
+        obs, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
+        storage["rewards"][step] = torch.from_numpy(reward.astype(np.float32))
+        storage["dones"][step] = torch.from_numpy(terminations | truncations)
+        storage["terminations"][step] = torch.from_numpy(terminations)
+        truncated_only = np.flatnonzero(truncations & ~terminations)
+        if len(truncated_only):
+            final_obs = torch.as_tensor(np.stack(infos["final_obs"][truncated_only]), dtype=torch.float32)
+            final_values[step, truncated_only] = agent.get_value(final_obs.to(next_obs.device)).flatten().cpu()
+        next_obs = torch.as_tensor(obs, dtype=torch.float32, device=next_obs.device)
+        log_episode_stats(writer, infos, global_step, recent_returns)
+    storage["final_values"].copy_(torch.from_numpy(final_values))
+    return next_obs, global_step
+
+
+@torch.no_grad()
+def rollout_advantages(agent: Agent, next_obs: torch.Tensor, storage: dict, args) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE over the stored rollout, bootstrapped from the value of the observation after it."""
+    last_value = agent.get_value(next_obs).flatten()
+    rewards, values, dones, final_values = (storage[key] for key in ("rewards", "values", "dones", "final_values"))
+    return compute_gae(rewards, values, dones, final_values, last_value, args.gamma, args.gae_lambda)
+
+
+def flatten_rollout(storage: dict, advantages: torch.Tensor, returns: torch.Tensor) -> dict:
+    """The rollout as one batch of num_steps x num_envs samples, for `ppo_update`."""
+    return {
+        "obs": storage["obs"].flatten(0, 1),
+        "logprobs": storage["logprobs"].flatten(),
+        "actions": storage["actions"].flatten().long(),
+        "advantages": advantages.flatten(),
+        "returns": returns.flatten(),
+        "values": storage["values"].flatten(),
+    }
+
+
+def max_episode_steps(env_id: str) -> Optional[int]:
+    """The env's registered time limit (500 for CartPole-v1), None when it has none."""
     try:
-        with contextlib.redirect_stderr(captured):
-            return tyro.cli(Args)
-    except SystemExit as e:
-        box = [line.strip("│╭╰─ ") for line in captured.getvalue().splitlines()]
-        message = []
-        for line in box[1:]:  # box[0] is the title bar; the message runs to the first rule
-            if not line:
-                break
-            message.append(line)
-        if e.code == 2 and message:
-            guess = box[box.index("Perhaps you meant:") + 1].split()[0] if "Perhaps you meant:" in box else ""
-            fail(" ".join(message) + (f" (did you mean {guess}?)" if guess else " (see --help)"))
-        sys.stderr.write(captured.getvalue())
-        raise
+        return gym.spec(env_id).max_episode_steps
+    except Exception:  # an id gym.spec cannot resolve without making the env
+        return None
 
 
-def validate_args(args: Args) -> None:
-    for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs"):
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
-    batch_size = args.num_envs * args.num_steps
-    if batch_size % args.num_minibatches != 0:
-        fail(
-            f"--num-minibatches {args.num_minibatches} does not divide the batch "
-            f"num_envs x num_steps = {batch_size}"
+class Discriminator(nn.Module):
+    """D(s, a) of the article: one hidden ReLU layer on (state, one-hot action). It returns the
+    logit of D, the probability that the pair comes from the agent (the article's sigmoid output).
+    With `absorbing`, one more input flags the absorbing state (zero state and action, flag 1)."""
+
+    def __init__(self, obs_dim: int, num_actions: int, hidden_dim: int, absorbing: bool = False):
+        super().__init__()
+        self.obs_dim, self.num_actions, self.absorbing = obs_dim, num_actions, absorbing
+        in_dim = obs_dim + num_actions + int(absorbing)
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, 1))
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        parts = [obs, one_hot_actions(actions, self.num_actions)]
+        if self.absorbing:
+            parts.append(torch.zeros(len(obs), 1, device=obs.device))
+        return self.net(torch.cat(parts, dim=1)).squeeze(1)
+
+    def absorbing_logit(self) -> torch.Tensor:
+        """The logit of the absorbing state, shape (1,)."""
+        x = torch.zeros(1, self.obs_dim + self.num_actions + 1, device=self.net[0].weight.device)
+        x[0, -1] = 1.0
+        return self.net(x).squeeze(1)
+
+
+def one_hot_actions(actions: torch.Tensor, num_actions: int) -> torch.Tensor:
+    return F.one_hot(actions.long(), num_actions).float()
+
+
+def discriminator_loss(
+    agent_logits: torch.Tensor,
+    expert_logits: torch.Tensor,
+    absorbing_logit: Optional[torch.Tensor] = None,
+    agent_absorbing: float = 0.0,
+    expert_absorbing: float = 0.0,
+) -> torch.Tensor:
+    """Binary cross-entropy with the article's labels: agent pairs 1, expert pairs 0 (each term a mean).
+
+    With an absorbing state, its logit counts as `agent_absorbing` more agent samples (the rollout's
+    terminations) and `expert_absorbing` more expert samples (the expert's terminations per pair,
+    scaled to the number of expert pairs).
+    """
+    if absorbing_logit is None:
+        agent_loss = F.binary_cross_entropy_with_logits(agent_logits, torch.ones_like(agent_logits))
+        expert_loss = F.binary_cross_entropy_with_logits(expert_logits, torch.zeros_like(expert_logits))
+        return agent_loss + expert_loss
+
+    def bce_sum(logits, label):
+        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label), reduction="sum")
+
+    agent_sum = bce_sum(agent_logits, 1.0) + agent_absorbing * bce_sum(absorbing_logit, 1.0)
+    expert_sum = bce_sum(expert_logits, 0.0) + expert_absorbing * bce_sum(absorbing_logit, 0.0)
+    return agent_sum / (len(agent_logits) + agent_absorbing) + expert_sum / (len(expert_logits) + expert_absorbing)
+
+
+def gail_reward(logits: torch.Tensor, reward_type: str) -> torch.Tensor:
+    """The generator's reward from the discriminator's logit l, D = sigmoid(l) = P(agent).
+
+    "neg_log_d" (the article): -log D = softplus(-l), always positive, large where D calls the pair
+    expert. "logit": log D_expert - log D_agent = log(1 - D) - log D = -l, zero where D is unsure.
+    """
+    if reward_type == "neg_log_d":
+        return F.softplus(-logits)
+    if reward_type == "logit":
+        return -logits
+    raise ValueError(f"unknown reward type {reward_type!r}")
+
+
+def terminated_fraction(episode_lengths, max_episode_steps: Optional[int]) -> float:
+    """Absorbing-state samples per expert pair: episodes shorter than the time limit terminated.
+    Without episode lengths the demonstrations are taken to never terminate."""
+    if episode_lengths is None or len(episode_lengths) == 0:
+        return 0.0
+    lengths = np.asarray(episode_lengths)
+    terminated = lengths < max_episode_steps if max_episode_steps else np.ones(len(lengths), dtype=bool)
+    return float(terminated.sum() / lengths.sum())
+
+
+# ----------------------------------------------------------------------------------------------
+# Demonstrations: the inline PPO expert, and demonstration files.
+# The same code in bc_cartpole.py and gail_cartpole.py (tests/test_consistency.py).
+# ----------------------------------------------------------------------------------------------
+
+
+class TagPrefix:
+    """A view of a SummaryWriter that logs every tag under `prefix/` (the expert's `expert/charts/...`)."""
+
+    def __init__(self, writer, prefix: str):
+        self.writer, self.prefix = writer, prefix
+
+    def add_scalar(self, tag: str, value, step: int) -> None:
+        self.writer.add_scalar(f"{self.prefix}/{tag}", value, step)
+
+
+def train_expert(args, run_name: str, writer, device, stop) -> Agent:
+    """The inline expert: the PPO above trained on the environment reward for `expert_timesteps`
+    steps. Its curves are logged as `expert/charts/...` and `expert/losses/...` so that they do not
+    mix with the imitator's."""
+    writer = TagPrefix(writer, "expert")
+    envs = make_vector_env(args, run_name)
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    agent = Agent(obs_dim, int(envs.single_action_space.n)).to(device)
+    optimizer = optim.Adam(agent.parameters(), lr=args.expert_learning_rate, eps=1e-5)
+    storage = make_storage(args.num_steps, args.num_envs, obs_dim, device)
+    obs, _ = envs.reset(seed=args.seed)
+    next_obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
+    global_step, recent_returns, start_time = 0, deque(maxlen=20), time.time()
+    num_iterations = args.expert_timesteps // args.batch_size
+    target, last_check = args.expert_target_return, -5  # target None: the whole budget (a stopped expert is noisier)
+    for iteration in range(1, num_iterations + 1):
+        if stop.requested:
+            break
+        if args.anneal_lr:
+            optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.expert_learning_rate
+        next_obs, global_step = collect_rollout(agent, envs, next_obs, storage, global_step, writer, recent_returns)
+        advantages, returns = rollout_advantages(agent, next_obs, storage, args)
+        stats = ppo_update(agent, optimizer, flatten_rollout(storage, advantages, returns), args)
+        for key, value in stats.items():
+            writer.add_scalar(f"losses/{key}", value, global_step)
+        reached = False
+        if target is not None and len(recent_returns) == 20 and np.mean(recent_returns) >= target:
+            # a training mean can be a lucky streak: confirm with 20 fresh sampling episodes, at most every 5 iterations
+            if iteration >= last_check + 5:
+                last_check = iteration
+                check, _, _, _ = run_episodes(agent.actor, args.env_id, 20, args.seed + 30_000, device)
+                reached = np.mean(check) >= target
+        if iteration % max(1, num_iterations // 10) == 0 or iteration == num_iterations or reached:
+            elapsed = time.time() - start_time
+            mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
+            print(
+                f"expert step {global_step:>9d}/{args.expert_timesteps} | return(20) {mean_return} | "
+                f"SPS {int(global_step / elapsed):>6d} | elapsed {format_seconds(elapsed)}",
+                flush=True,
+            )
+        if reached:
+            print(
+                f"expert: 20-episode mean return {np.mean(recent_returns):.1f} in training and "
+                f"{np.mean(check):.1f} in a check >= {target} at step {global_step}; training stops"
+            )
+            break
+    envs.close()
+    return agent.eval()
+
+
+def expert_demonstrations(args, run_name: str, writer, eval_episodes: int, device, stop):
+    """Demonstrations from the inline expert, saved as `runs/<run name>/demos.npz`, plus its evaluation.
+
+    Returns (obs, actions) of the sampled pairs, {mode: (returns, obs)} of the expert evaluated
+    greedily and by sampling, and the lengths of the demonstration episodes.
+    """
+    expert = train_expert(args, run_name, writer, device, stop) if args.expert_timesteps > 0 else None
+    logits_fn = None if expert is None else expert.actor
+    greedy_demos = args.expert_greedy_demos and expert is not None  # the random policy always samples
+    returns, lengths, obs, actions = run_episodes(
+        logits_fn, args.env_id, args.num_expert_episodes, args.seed + 20_000, device, greedy=greedy_demos
+    )
+    save_demonstrations(f"runs/{run_name}/demos.npz", obs, actions, returns, lengths)
+    print(f"{len(returns)} expert episodes ({len(actions)} pairs, return {np.mean(returns):.1f}) saved to demos.npz")
+    if expert is not None and args.save_model:
+        expert_file = {"script": SCRIPT, "expert": True, "model": expert.state_dict(), "args": vars(args)}
+        atomic_save(expert_file, f"runs/{run_name}/expert.pt")
+    evaluation = {}
+    for mode in ("greedy", "sampling"):
+        ev_returns, _, ev_obs, _ = run_episodes(
+            logits_fn, args.env_id, eval_episodes, args.seed + 10_000, device, greedy=mode == "greedy"
         )
-    if args.total_timesteps < batch_size:
-        fail(f"--total-timesteps {args.total_timesteps} is smaller than one batch ({batch_size})")
-    if args.learning_rate <= 0 or args.expert_learning_rate <= 0:
-        fail("--learning-rate and --expert-learning-rate must be positive")
-    if not 0.0 < args.gamma <= 1.0 or not 0.0 <= args.gae_lambda <= 1.0:
-        fail("--gamma must be in (0, 1] and --gae-lambda in [0, 1]")
-    if args.clip_coef <= 0 or args.max_grad_norm <= 0:
-        fail("--clip-coef and --max-grad-norm must be positive")
-    if args.eval_episodes <= 0:
-        fail(f"--eval-episodes must be a positive integer, got {args.eval_episodes}")
-    validate_expert_args(args, batch_size)
-    if args.discriminator_lr <= 0 or args.discriminator_hidden <= 0 or args.discriminator_epochs <= 0:
-        fail("--discriminator-lr, --discriminator-hidden and --discriminator-epochs must be positive")
-    if args.absorbing and args.gamma >= 1.0:
-        fail("--absorbing needs --gamma < 1 (the absorbing state's value is r / (1 - gamma))")
-    if args.torch_threads <= 0:
-        fail(f"--torch-threads must be a positive integer, got {args.torch_threads}")
-    if args.track:
-        try:
-            import wandb  # noqa: F401
-        except ImportError:
-            fail("--track needs Weights and Biases: pip install wandb")
-    if args.capture_video:
-        try:
-            import moviepy  # noqa: F401
-        except ImportError:
-            fail('--capture-video needs moviepy: pip install -e ".[video]"')
+        evaluation[mode] = (ev_returns, ev_obs)
+        writer.add_scalar(f"charts/expert_return_{mode}", np.mean(ev_returns), 0)
+    writer.add_scalar("charts/expert_demo_return", np.mean(returns), 0)
+    pairs = select_demonstrations(obs, actions, None, 1, args.num_expert_samples, args.seed)
+    return pairs, evaluation, np.asarray(lengths)
+
+
+def final_evaluation(
+    policy, args, num_episodes: int, expert_evaluation: dict, writer, step: int, run_name: str, device
+):
+    """The final policy, greedy and sampling, logged as `eval/final_return_<mode>`; the states it and
+    the expert visited are saved to `eval_states.npz` for comparison. Returns those arrays."""
+    states = {}
+    for mode in ("greedy", "sampling"):
+        ev_returns, _, ev_obs, _ = run_episodes(
+            policy, args.env_id, num_episodes, args.seed + 10_000, device, greedy=mode == "greedy"
+        )
+        writer.add_scalar(f"eval/final_return_{mode}", np.mean(ev_returns), step)
+        states[f"learner_{mode}_obs"], states[f"learner_{mode}_returns"] = ev_obs, np.asarray(ev_returns)
+    for mode, (ev_returns, ev_obs) in expert_evaluation.items():
+        states[f"expert_{mode}_obs"], states[f"expert_{mode}_returns"] = ev_obs, np.asarray(ev_returns)
+    np.savez(f"runs/{run_name}/eval_states.npz", **states)
+    return states
+
+
+def describe(states: dict, prefix: str, expert_return: float) -> str:
+    """`"500.0 greedy / 498.3 sampling"` for the learner or the expert (a file: its demonstrations' return)."""
+    if f"{prefix}_greedy_returns" not in states:
+        return f"{expert_return:.1f} (demonstrations)"
+    return " / ".join(f"{np.mean(states[f'{prefix}_{m}_returns']):.1f} {m}" for m in ("greedy", "sampling"))
+
+
+def reward_threshold(env_id: str) -> Optional[float]:
+    """The env's registered reward threshold (475 for CartPole-v1), None when it has none."""
+    try:
+        return gym.spec(env_id).reward_threshold
+    except Exception:  # an id gym.spec cannot resolve without making the env
+        return None
 
 
 def validate_expert_args(args, batch_size: int) -> None:
@@ -223,37 +576,6 @@ def validate_expert_args(args, batch_size: int) -> None:
         fail(f"--num-expert-episodes must be a positive integer, got {args.num_expert_episodes}")
     if args.num_expert_samples < -1:
         fail(f"--num-expert-samples must be positive, or 0 or -1 for all pairs, got {args.num_expert_samples}")
-
-
-def check_env(env_id: str) -> tuple[int, int]:
-    """Build the env once to check that it exists and that its spaces are supported; returns (obs_dim, num_actions)."""
-    try:
-        env = gym.make(env_id)
-    except Exception as e:  # unknown id, missing module, env constructor error
-        fail(f"--env-id {env_id!r} cannot be made: {type(e).__name__}: {e}")
-    action_space, observation_space = env.action_space, env.observation_space
-    env.close()
-    if not isinstance(action_space, gym.spaces.Discrete):
-        fail(f"--env-id {env_id!r} has action space {action_space}; this script needs Discrete actions")
-    if not isinstance(observation_space, gym.spaces.Box):
-        fail(f"--env-id {env_id!r} has observation space {observation_space}; this script needs a Box")
-    return int(np.prod(observation_space.shape)), int(action_space.n)
-
-
-def max_episode_steps(env_id: str) -> Optional[int]:
-    """The env's registered time limit (500 for CartPole-v1), None when it has none."""
-    try:
-        return gym.spec(env_id).max_episode_steps
-    except Exception:  # an id gym.spec cannot resolve without making the env
-        return None
-
-
-def reward_threshold(env_id: str) -> Optional[float]:
-    """The env's registered reward threshold (475 for CartPole-v1), None when it has none."""
-    try:
-        return gym.spec(env_id).reward_threshold
-    except Exception:  # an id gym.spec cannot resolve without making the env
-        return None
 
 
 def select_demonstrations(obs, actions, episode_lengths, num_episodes: int, num_samples: int, seed: int):
@@ -310,16 +632,47 @@ def load_demonstrations(path: str, obs_dim: int, num_actions: int, num_episodes:
     }
 
 
-def save_demonstrations(path: str, obs, actions, episode_returns, episode_lengths) -> None:
-    tmp_path = path + ".tmp.npz"
-    np.savez(
-        tmp_path,
-        obs=np.asarray(obs, np.float32),
-        actions=np.asarray(actions, np.int64),
-        episode_returns=np.asarray(episode_returns, np.float32),
-        episode_lengths=np.asarray(episode_lengths, np.int64),
-    )
-    os.replace(tmp_path, path)
+# ----------------------------------------------------------------------------------------------
+# Plumbing: argument checks, run directory and writer, seeding, saving, stopping, console.
+# The same code in every script (tests/test_consistency.py); nothing below is the algorithm.
+# ----------------------------------------------------------------------------------------------
+
+
+def fail(message: str) -> NoReturn:
+    """A user error: one `error:` line on stderr (a multi-line message is joined), exit status 2."""
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    sys.exit(2)
+
+
+def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
+    """The checks every script runs before anything is written: float flags are finite, the seed
+    fits numpy's seeding, the name makes a file name, the fields in `positive` are > 0, those in
+    `non_negative` >= 0, those in `at_most` ({name: bound}) no larger than their bound, and the
+    packages that `--track` and `--capture-video` need are installed."""
+
+    def flag(name):
+        return "--" + name.replace("_", "-")
+
+    for name, value in vars(args).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            fail(f"{flag(name)} must be a finite number, got {value}")
+    if not 0 <= args.seed < 2**32:
+        fail(f"--seed must be in [0, 2**32), got {args.seed}")
+    if not args.exp_name or "/" in args.exp_name or os.sep in args.exp_name or args.exp_name.startswith("."):
+        fail(f"--exp-name {args.exp_name!r} must be a plain file name (no '/', not starting with '.')")
+    for name in positive:
+        if getattr(args, name) <= 0:
+            fail(f"{flag(name)} must be positive, got {getattr(args, name)}")
+    for name in non_negative:
+        if getattr(args, name) < 0:
+            fail(f"{flag(name)} must be >= 0, got {getattr(args, name)}")
+    for name, bound in (at_most or {}).items():
+        if getattr(args, name) > bound:
+            fail(f"{flag(name)} {getattr(args, name)} is more than this script allows ({bound})")
+    if args.track and importlib.util.find_spec("wandb") is None:
+        fail("--track needs Weights and Biases: pip install wandb")
+    if args.capture_video and None in (importlib.util.find_spec("moviepy"), importlib.util.find_spec("pygame")):
+        fail('--capture-video needs moviepy and pygame: pip install -e ".[video]"')
 
 
 def make_run_name(args) -> str:
@@ -328,15 +681,20 @@ def make_run_name(args) -> str:
 
 
 def make_writer(args, run_name: str) -> SummaryWriter:
+    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer,
+    with the hyper-parameters as a text table first."""
+    run_dir = f"runs/{run_name}"
+    try:
+        os.makedirs(run_dir)
+    except OSError as e:  # `runs` is a file, or a directory we may not write to
+        fail(f"cannot write the run directory {run_dir!r}: {e.strerror or e}")
     if args.track:
         import wandb
 
         wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
-    writer = SummaryWriter(f"runs/{run_name}")
-    writer.add_text(
-        "hyperparameters",
-        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-    )
+    writer = SummaryWriter(run_dir)
+    table = "".join(f"\n|{key}|{value}|" for key, value in vars(args).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|{table}")
     return writer
 
 
@@ -345,6 +703,65 @@ def seed_everything(seed: int, torch_deterministic: bool) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.backends.cudnn.deterministic = torch_deterministic
+
+
+class StopFlag:
+    """Ctrl-C (SIGINT) and SIGTERM ask the loop to stop at the end of the current iteration, so
+    that no optimizer step is cut in half, the writer is closed and the model saved; the script
+    then exits 130. A second signal aborts at once, except while the results are being saved."""
+
+    def __init__(self):
+        self.requested = False
+        self.saving = False
+        signal.signal(signal.SIGINT, self)
+        signal.signal(signal.SIGTERM, self)
+
+    def __call__(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.saving:
+            print(f"{name}: still saving, please wait", file=sys.stderr, flush=True)
+        elif self.requested:
+            print(f"{name}: aborting", file=sys.stderr, flush=True)
+            sys.exit(130)
+        else:
+            self.requested = True
+            print(f"{name}: stopping after this iteration (again to abort)", file=sys.stderr, flush=True)
+
+
+def atomic_save(obj: dict, path: str) -> None:
+    """Write to a temporary file, then rename: a half-written file never replaces a good one."""
+    torch.save(obj, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def load_saved(path: str, env_id: str) -> dict:
+    """A `--save-model` file or checkpoint written by this script for `env_id`, for `--play` or
+    `--resume`; a missing, unreadable or foreign file is a user error."""
+    if not os.path.isfile(path):
+        fail(f"{path!r}: no such file")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # not a torch file, truncated, pickled objects
+        fail(f"{path!r} cannot be read as a saved model: {type(e).__name__}: {e}")
+    if not isinstance(saved, dict) or saved.get("script") != SCRIPT or "model" not in saved:
+        found = saved.get("script") if isinstance(saved, dict) else None
+        fail(f"{path!r} was not saved by {SCRIPT}.py (its script: {found or 'unknown'})")
+    if saved["args"]["env_id"] != env_id:
+        fail(f"{path!r} was trained on {saved['args']['env_id']}; add --env-id {saved['args']['env_id']}")
+    return saved
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def print_scores(returns: list, lengths: list) -> None:
+    """`--play`'s console report: one line per episode, then the mean."""
+    for i, (ret, length) in enumerate(zip(returns, lengths), start=1):
+        print(f"episode {i}: score {ret:g}, length {length}")
+    if returns:
+        print(f"mean score over {len(returns)} episodes: {np.mean(returns):.2f} ± {np.std(returns):.2f}")
 
 
 def log_episode_stats(writer, infos: dict, global_step: int, recent_returns: deque) -> None:
@@ -358,339 +775,43 @@ def log_episode_stats(writer, infos: dict, global_step: int, recent_returns: deq
         recent_returns.append(float(ret))
 
 
-def make_env(env_id: str, idx: int, capture_video: bool, run_name: str):
-    def thunk():
-        if capture_video and idx == 0:
-            env = gym.make(env_id, render_mode="rgb_array")
-            env = gym.wrappers.RecordVideo(env, f"videos/{run_name}")
-        else:
-            env = gym.make(env_id)
-        if len(env.observation_space.shape) != 1:
-            env = gym.wrappers.FlattenObservation(env)
-        return env
-
-    return thunk
-
-
-def make_vector_env(args, run_name: str) -> gym.vector.VectorEnv:
-    envs = gym.vector.SyncVectorEnv(
-        [make_env(args.env_id, i, args.capture_video, run_name) for i in range(args.num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
-    return gym.wrappers.vector.RecordEpisodeStatistics(envs)
-
-
-def layer_init(layer: nn.Module, std: float = np.sqrt(2), bias_const: float = 0.0) -> nn.Module:
-    torch.nn.init.orthogonal_(layer.weight, std)
-    torch.nn.init.constant_(layer.bias, bias_const)
-    return layer
-
-
-class Agent(nn.Module):
-    """Separate 64-64 tanh actor and critic, as in the article."""
-
-    def __init__(self, obs_dim: int, num_actions: int):
-        super().__init__()
-        self.critic = nn.Sequential(
-            layer_init(nn.Linear(obs_dim, 64)),
-            nn.Tanh(),
-            layer_init(nn.Linear(64, 64)),
-            nn.Tanh(),
-            layer_init(nn.Linear(64, 1), std=1.0),
-        )
-        self.actor = nn.Sequential(
-            layer_init(nn.Linear(obs_dim, 64)),
-            nn.Tanh(),
-            layer_init(nn.Linear(64, 64)),
-            nn.Tanh(),
-            layer_init(nn.Linear(64, num_actions), std=0.01),
-        )
-
-    def get_value(self, x: torch.Tensor) -> torch.Tensor:
-        return self.critic(x)
-
-    def get_action_and_value(self, x: torch.Tensor, action: Optional[torch.Tensor] = None):
-        logits = self.actor(x)
-        probs = Categorical(logits=logits)
-        if action is None:
-            action = probs.sample()
-        return action, probs.log_prob(action), probs.entropy(), self.critic(x)
-
-
-class Discriminator(nn.Module):
-    """D(s, a) of the article: one hidden ReLU layer on (state, one-hot action). It returns the
-    logit of D, the probability that the pair comes from the agent (the article's sigmoid output).
-    With `absorbing`, one more input flags the absorbing state (zero state and action, flag 1)."""
-
-    def __init__(self, obs_dim: int, num_actions: int, hidden_dim: int, absorbing: bool = False):
-        super().__init__()
-        self.obs_dim, self.num_actions, self.absorbing = obs_dim, num_actions, absorbing
-        in_dim = obs_dim + num_actions + int(absorbing)
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, 1))
-
-    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        parts = [obs, one_hot_actions(actions, self.num_actions)]
-        if self.absorbing:
-            parts.append(torch.zeros(len(obs), 1, device=obs.device))
-        return self.net(torch.cat(parts, dim=1)).squeeze(1)
-
-    def absorbing_logit(self) -> torch.Tensor:
-        """The logit of the absorbing state, shape (1,)."""
-        x = torch.zeros(1, self.obs_dim + self.num_actions + 1, device=self.net[0].weight.device)
-        x[0, -1] = 1.0
-        return self.net(x).squeeze(1)
-
-
-def one_hot_actions(actions: torch.Tensor, num_actions: int) -> torch.Tensor:
-    return F.one_hot(actions.long(), num_actions).float()
-
-
-def discriminator_loss(
-    agent_logits: torch.Tensor,
-    expert_logits: torch.Tensor,
-    absorbing_logit: Optional[torch.Tensor] = None,
-    agent_absorbing: float = 0.0,
-    expert_absorbing: float = 0.0,
-) -> torch.Tensor:
-    """Binary cross-entropy with the article's labels: agent pairs 1, expert pairs 0 (each term a mean).
-
-    With an absorbing state, its logit counts as `agent_absorbing` more agent samples (the rollout's
-    terminations) and `expert_absorbing` more expert samples (the expert's terminations per pair,
-    scaled to the number of expert pairs).
-    """
-    if absorbing_logit is None:
-        agent_loss = F.binary_cross_entropy_with_logits(agent_logits, torch.ones_like(agent_logits))
-        expert_loss = F.binary_cross_entropy_with_logits(expert_logits, torch.zeros_like(expert_logits))
-        return agent_loss + expert_loss
-    def bce_sum(logits, label):
-        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label), reduction="sum")
-
-    agent_sum = bce_sum(agent_logits, 1.0) + agent_absorbing * bce_sum(absorbing_logit, 1.0)
-    expert_sum = bce_sum(expert_logits, 0.0) + expert_absorbing * bce_sum(absorbing_logit, 0.0)
-    return agent_sum / (len(agent_logits) + agent_absorbing) + expert_sum / (len(expert_logits) + expert_absorbing)
-
-
-def gail_reward(logits: torch.Tensor, reward_type: str) -> torch.Tensor:
-    """The generator's reward from the discriminator's logit l, D = sigmoid(l) = P(agent).
-
-    "neg_log_d" (the article): -log D = softplus(-l), always positive, large where D calls the pair
-    expert. "logit": log D_expert - log D_agent = log(1 - D) - log D = -l, zero where D is unsure.
-    """
-    if reward_type == "neg_log_d":
-        return F.softplus(-logits)
-    if reward_type == "logit":
-        return -logits
-    raise ValueError(f"unknown reward type {reward_type!r}")
-
-
-def terminated_fraction(episode_lengths, max_episode_steps: Optional[int]) -> float:
-    """Absorbing-state samples per expert pair: episodes shorter than the time limit terminated.
-    Without episode lengths the demonstrations are taken to never terminate."""
-    if episode_lengths is None or len(episode_lengths) == 0:
-        return 0.0
-    lengths = np.asarray(episode_lengths)
-    terminated = lengths < max_episode_steps if max_episode_steps else np.ones(len(lengths), dtype=bool)
-    return float(terminated.sum() / lengths.sum())
-
-
-def compute_gae(
-    rewards: torch.Tensor,
-    values: torch.Tensor,
-    dones: torch.Tensor,
-    final_values: torch.Tensor,
-    last_value: torch.Tensor,
-    gamma: float,
-    gae_lambda: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generalised advantage estimates and returns for a (num_steps, num_envs) rollout.
-
-    `dones[t]` is 1 where the episode ended *by* step t (terminated or truncated); the
-    observation after such a step belongs to a new episode, so the recursion is cut there and
-    the step is bootstrapped from `final_values[t]` instead: the critic's value of the final
-    observation for a truncation, 0 for a termination. `last_value` is the value of the
-    observation that follows the last step of the rollout.
-    """
-    num_steps = rewards.shape[0]
-    advantages = torch.zeros_like(rewards)
-    lastgaelam = torch.zeros_like(last_value)
-    for t in reversed(range(num_steps)):
-        next_values = last_value if t == num_steps - 1 else values[t + 1]
-        next_values = torch.where(dones[t].bool(), final_values[t], next_values)
-        not_done = 1.0 - dones[t]
-        delta = rewards[t] + gamma * next_values - values[t]
-        lastgaelam = delta + gamma * gae_lambda * not_done * lastgaelam
-        advantages[t] = lastgaelam
-    return advantages, advantages + values
-
-
-def ppo_losses(
-    newlogprob: torch.Tensor,
-    oldlogprob: torch.Tensor,
-    advantages: torch.Tensor,
-    newvalue: torch.Tensor,
-    oldvalue: torch.Tensor,
-    returns: torch.Tensor,
-    clip_coef: float,
-    clip_vloss: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The clipped surrogate policy loss and the (optionally clipped) value loss."""
-    ratio = (newlogprob - oldlogprob).exp()
-    pg_loss1 = -advantages * ratio
-    pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
-    pg_loss = torch.max(pg_loss1, pg_loss2).mean()
-    if clip_vloss:
-        v_loss_unclipped = (newvalue - returns) ** 2
-        v_clipped = oldvalue + torch.clamp(newvalue - oldvalue, -clip_coef, clip_coef)
-        v_loss_clipped = (v_clipped - returns) ** 2
-        v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
-    else:
-        v_loss = 0.5 * ((newvalue - returns) ** 2).mean()
-    return pg_loss, v_loss
-
-
-def ppo_update(agent, optimizer, batch: dict, args) -> dict:
-    """PPO epochs over one flattened rollout `batch`; returns the last minibatch's statistics."""
-    clipfracs = []
-    for epoch in range(args.update_epochs):
-        b_inds = torch.randperm(args.batch_size, device=batch["obs"].device)
-        for start in range(0, args.batch_size, args.minibatch_size):
-            mb_inds = b_inds[start : start + args.minibatch_size]
-            _, newlogprob, entropy, newvalue = agent.get_action_and_value(
-                batch["obs"][mb_inds], batch["actions"][mb_inds]
-            )
-            logratio = newlogprob - batch["logprobs"][mb_inds]
-            with torch.no_grad():
-                ratio = logratio.exp()
-                old_approx_kl = (-logratio).mean()
-                approx_kl = ((ratio - 1) - logratio).mean()
-                clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean())
-            mb_advantages = batch["advantages"][mb_inds]
-            if args.norm_adv:
-                mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
-            pg_loss, v_loss = ppo_losses(
-                newlogprob,
-                batch["logprobs"][mb_inds],
-                mb_advantages,
-                newvalue.view(-1),
-                batch["values"][mb_inds],
-                batch["returns"][mb_inds],
-                args.clip_coef,
-                args.clip_vloss,
-            )
-            entropy_loss = entropy.mean()
-            loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
-            optimizer.step()
-        if args.target_kl is not None and approx_kl > args.target_kl:
-            break
-    return {
-        "policy_loss": pg_loss.item(),
-        "value_loss": v_loss.item(),
-        "entropy": entropy_loss.item(),
-        "old_approx_kl": old_approx_kl.item(),
-        "approx_kl": approx_kl.item(),
-        "clipfrac": torch.stack(clipfracs).mean().item(),
-    }
+def check_env(env_id: str) -> tuple[int, int]:
+    """Build the env once to check that it exists and that its spaces are supported; returns (obs_dim, num_actions)."""
+    try:
+        env = gym.make(env_id)
+    except Exception as e:  # unknown id, missing module, env constructor error
+        fail(f"--env-id {env_id!r} cannot be made: {type(e).__name__}: {e}")
+    action_space, observation_space = env.action_space, env.observation_space
+    env.close()
+    if not isinstance(action_space, gym.spaces.Discrete):
+        fail(f"--env-id {env_id!r} has action space {action_space}; this script needs Discrete actions")
+    if not isinstance(observation_space, gym.spaces.Box):
+        fail(f"--env-id {env_id!r} has observation space {observation_space}; this script needs a Box")
+    return int(np.prod(observation_space.shape)), int(action_space.n)
 
 
 @torch.no_grad()
-def rollout_advantages(agent, next_obs: torch.Tensor, storage: dict, args) -> tuple[torch.Tensor, torch.Tensor]:
-    """GAE over the stored rollout, bootstrapped from the value of the observation after it."""
-    last_value = agent.get_value(next_obs).flatten()
-    return compute_gae(
-        storage["rewards"],
-        storage["values"],
-        storage["dones"],
-        storage["final_values"],
-        last_value,
-        args.gamma,
-        args.gae_lambda,
-    )
-
-
-def flatten_rollout(storage: dict, advantages: torch.Tensor, returns: torch.Tensor, obs_dim: int) -> dict:
-    return {
-        "obs": storage["obs"].reshape(-1, obs_dim),
-        "logprobs": storage["logprobs"].reshape(-1),
-        "actions": storage["actions"].reshape(-1).long(),
-        "advantages": advantages.reshape(-1),
-        "returns": returns.reshape(-1),
-        "values": storage["values"].reshape(-1),
-    }
-
-
-def make_storage(num_steps: int, num_envs: int, obs_dim: int, device: torch.device) -> dict:
-    def zeros(*shape):
-        return torch.zeros((num_steps, num_envs) + shape, device=device)
-
-    return {
-        "obs": zeros(obs_dim),
-        "actions": zeros(),
-        "logprobs": zeros(),
-        "rewards": zeros(),
-        "dones": zeros(),
-        "values": zeros(),
-        "final_values": zeros(),
-        "terminations": zeros(),
-    }
-
-
-@torch.no_grad()
-def collect_rollout(agent, envs, next_obs, storage, global_step, writer, recent_returns, device):
-    """Step the vector env `num_steps` times, filling `storage` in place.
-
-    The vector env autoresets in the same step (SAME_STEP), so the observation returned for a
-    finished sub-environment is the first of its next episode; the final observation of the
-    ended episode comes in `infos["final_obs"]` and is only used to bootstrap truncations.
-    """
-    num_steps, num_envs = storage["rewards"].shape
-    for step in range(num_steps):
-        global_step += num_envs
-        storage["obs"][step] = next_obs
-        action, logprob, _, value = agent.get_action_and_value(next_obs)
-        storage["actions"][step] = action
-        storage["logprobs"][step] = logprob
-        storage["values"][step] = value.flatten()
-
-        obs, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
-        storage["rewards"][step] = torch.as_tensor(reward, dtype=torch.float32, device=device)
-        storage["dones"][step] = torch.as_tensor(terminations | truncations, dtype=torch.float32, device=device)
-        storage["final_values"][step] = 0.0
-        storage["terminations"][step] = torch.as_tensor(terminations, dtype=torch.float32, device=device)
-        truncated_only = np.flatnonzero(truncations & ~terminations)
-        if len(truncated_only):
-            final_obs = np.stack(infos["final_obs"][truncated_only]).astype(np.float32)
-            final_value = agent.get_value(torch.as_tensor(final_obs, device=device)).flatten()
-            storage["final_values"][step, torch.as_tensor(truncated_only, device=device)] = final_value
-        next_obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
-        log_episode_stats(writer, infos, global_step, recent_returns)
-    return next_obs, global_step
-
-
-def save_model(agent: nn.Module, discriminator: nn.Module, args: Args, path: str) -> None:
-    """Atomic save: a half-written file never replaces a good one."""
-    tmp_path = path + ".tmp"
-    torch.save({"model": agent.state_dict(), "discriminator": discriminator.state_dict(), "args": vars(args)}, tmp_path)
-    os.replace(tmp_path, path)
-
-
-@torch.no_grad()
-def run_episodes(logits_fn, env_id: str, num_episodes: int, seed: int, device, greedy: bool = False):
-    """Play whole episodes with the policy `logits_fn(obs) -> logits` (None: uniform random);
-    returns (returns, lengths, obs, actions) of every step."""
-    env = gym.make(env_id)
+def run_episodes(
+    policy, env_id: str, num_episodes: int, seed: int, device, greedy: bool = False, video_folder=None, stop=None
+):
+    """Play whole episodes with `policy(obs) -> logits` (None: uniform random); returns
+    (returns, lengths, obs, actions), the last two of every step. With `video_folder`, every
+    episode is recorded there as MP4; a `stop` flag that is raised ends the run after an episode."""
+    env = gym.make(env_id, render_mode="rgb_array" if video_folder else None)
+    if video_folder:
+        env = gym.wrappers.RecordVideo(env, video_folder, episode_trigger=lambda episode: True)
     if len(env.observation_space.shape) != 1:
         env = gym.wrappers.FlattenObservation(env)
     returns, lengths, all_obs, all_actions = [], [], [], []
     for episode in range(num_episodes):
+        if stop is not None and stop.requested:
+            break
         obs, _ = env.reset(seed=seed + episode)
         done, ep_return, ep_length = False, 0.0, 0
         while not done:
             x = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
-            logits = torch.zeros(1, env.action_space.n, device=device) if logits_fn is None else logits_fn(x)
-            action = logits.argmax(dim=1) if greedy else Categorical(logits=logits).sample()
+            logits = torch.zeros(1, env.action_space.n, device=device) if policy is None else policy(x)
+            action = logits.argmax(dim=1) if greedy else torch.multinomial(logits.softmax(-1), 1)
             all_obs.append(np.asarray(obs, dtype=np.float32))
             all_actions.append(int(action.item()))
             obs, reward, terminated, truncated, _ = env.step(int(action.item()))
@@ -700,115 +821,69 @@ def run_episodes(logits_fn, env_id: str, num_episodes: int, seed: int, device, g
         returns.append(ep_return)
         lengths.append(ep_length)
     env.close()
-    return returns, lengths, np.stack(all_obs), np.asarray(all_actions, dtype=np.int64)
+    obs_array = np.stack(all_obs) if all_obs else np.zeros((0,) + env.observation_space.shape, np.float32)
+    return returns, lengths, obs_array, np.asarray(all_actions, dtype=np.int64)
 
 
-class TagPrefix:
-    """A view of a SummaryWriter that logs every tag under `prefix/` (the expert's `expert/charts/...`)."""
-
-    def __init__(self, writer, prefix: str):
-        self.writer, self.prefix = writer, prefix
-
-    def add_scalar(self, tag: str, value, step: int) -> None:
-        self.writer.add_scalar(f"{self.prefix}/{tag}", value, step)
+def save_demonstrations(path: str, obs, actions, episode_returns, episode_lengths) -> None:
+    """Demonstrations as an `.npz` (obs, actions, episode_returns, episode_lengths), written atomically."""
+    obs, actions = np.asarray(obs, np.float32), np.asarray(actions, np.int64)
+    returns, lengths = np.asarray(episode_returns, np.float32), np.asarray(episode_lengths, np.int64)
+    np.savez(path + ".tmp.npz", obs=obs, actions=actions, episode_returns=returns, episode_lengths=lengths)
+    os.replace(path + ".tmp.npz", path)
 
 
-def train_expert(args, run_name: str, writer, device) -> Agent:
-    """The inline expert: the PPO above trained on the environment reward for `expert_timesteps`
-    steps. Its curves are logged as `expert/charts/...` and `expert/losses/...` so that they do not
-    mix with the imitator's."""
-    writer = TagPrefix(writer, "expert")
-    envs = make_vector_env(args, run_name)
-    obs_dim = int(np.prod(envs.single_observation_space.shape))
-    agent = Agent(obs_dim, int(envs.single_action_space.n)).to(device)
-    optimizer = optim.Adam(agent.parameters(), lr=args.expert_learning_rate, eps=1e-5)
-    storage = make_storage(args.num_steps, args.num_envs, obs_dim, device)
-    obs, _ = envs.reset(seed=args.seed)
-    next_obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
-    global_step, recent_returns, start_time = 0, deque(maxlen=20), time.time()
-    num_iterations = args.expert_timesteps // args.batch_size
-    target = args.expert_target_return  # None: train for the whole budget (see the README: a stopped expert is noisier)
-    last_check = -5
+def validate_args(args: Args) -> None:
+    check_args(
+        args,
+        positive=["total_timesteps", "learning_rate", "num_envs", "num_steps", "num_minibatches", "update_epochs"]
+        + ["clip_coef", "max_grad_norm", "torch_threads", "eval_episodes", "expert_learning_rate"]
+        + ["discriminator_lr", "discriminator_hidden", "discriminator_epochs"],
+        at_most={"num_envs": 1024, "num_steps": 1_000_000},
+    )
+    batch_size = args.num_envs * args.num_steps
+    if batch_size % args.num_minibatches != 0:
+        fail(f"--num-minibatches {args.num_minibatches} does not divide the batch num_envs x num_steps = {batch_size}")
+    if args.total_timesteps < batch_size and not args.play:
+        fail(f"--total-timesteps {args.total_timesteps} is smaller than one batch ({batch_size})")
+    if not 0.0 < args.gamma <= 1.0 or not 0.0 <= args.gae_lambda <= 1.0:
+        fail("--gamma must be in (0, 1] and --gae-lambda in [0, 1]")
+    validate_expert_args(args, batch_size)
+    if args.absorbing and args.gamma >= 1.0:
+        fail("--absorbing needs --gamma < 1 (the absorbing state's value is r / (1 - gamma))")
+
+
+def save_model(agent: nn.Module, discriminator: nn.Module, args: Args, path: str) -> None:
+    model = {"script": SCRIPT, "model": agent.state_dict(), "discriminator": discriminator.state_dict()}
+    atomic_save({**model, "args": vars(args)}, path)
+
+
+def play(args: Args, stop: StopFlag, obs_dim: int, num_actions: int) -> None:
+    """`--play`: the saved generator (or a saved `expert.pt`) plays `--eval-episodes` whole
+    episodes; nothing is written but videos."""
+    agent = Agent(obs_dim, num_actions)
     try:
-        for iteration in range(1, num_iterations + 1):
-            if args.anneal_lr:
-                optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.expert_learning_rate
-            next_obs, global_step = collect_rollout(
-                agent, envs, next_obs, storage, global_step, writer, recent_returns, device
-            )
-            advantages, returns = rollout_advantages(agent, next_obs, storage, args)
-            stats = ppo_update(agent, optimizer, flatten_rollout(storage, advantages, returns, obs_dim), args)
-            for key, value in stats.items():
-                writer.add_scalar(f"losses/{key}", value, global_step)
-            reached = False
-            if target is not None and len(recent_returns) == 20 and np.mean(recent_returns) >= target:
-                # a training mean can be a lucky streak: confirm with 20 fresh sampling episodes,
-                # at most every 5 iterations
-                if iteration >= last_check + 5:
-                    last_check = iteration
-                    check, _, _, _ = run_episodes(agent.actor, args.env_id, 20, args.seed + 30_000, device)
-                    reached = np.mean(check) >= target
-            if iteration % max(1, num_iterations // 10) == 0 or iteration == num_iterations or reached:
-                elapsed = time.time() - start_time
-                mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
-                print(
-                    f"expert step {global_step:>9d}/{args.expert_timesteps} | return(20) {mean_return} | "
-                    f"SPS {int(global_step / elapsed):>6d} | elapsed {format_seconds(elapsed)}",
-                    flush=True,
-                )
-            if reached:
-                print(
-                    f"expert: 20-episode mean return {np.mean(recent_returns):.1f} in training and "
-                    f"{np.mean(check):.1f} in a check >= {target} at step {global_step}; training stops"
-                )
-                break
-    finally:
-        envs.close()
-    return agent.eval()
-
-
-def expert_demonstrations(args, run_name: str, writer, eval_episodes: int, device):
-    """Demonstrations from the inline expert, saved as `runs/<run name>/demos.npz`, plus its evaluation.
-
-    Returns (obs, actions) of the sampled pairs and {mode: (returns, obs)} of the expert evaluated
-    greedily and by sampling (empty for a file, whose `episode_returns` are the only reference).
-    """
-    expert = train_expert(args, run_name, writer, device) if args.expert_timesteps > 0 else None
-    logits_fn = None if expert is None else expert.actor
-    returns, lengths, obs, actions = run_episodes(
-        logits_fn, args.env_id, args.num_expert_episodes, args.seed + 20_000, device
+        agent.load_state_dict(load_saved(args.play, args.env_id)["model"])
+    except RuntimeError as e:  # another network shape
+        fail(f"{args.play!r} does not fit this env's network: {e}")
+    video_folder = f"videos/{make_run_name(args)}__play" if args.capture_video else None
+    returns, lengths, _, _ = run_episodes(
+        agent.eval().actor, args.env_id, args.eval_episodes, args.seed, "cpu", args.greedy, video_folder, stop
     )
-    save_demonstrations(f"runs/{run_name}/demos.npz", obs, actions, returns, lengths)
-    print(
-        f"{len(returns)} expert episodes ({len(actions)} pairs, return {np.mean(returns):.1f}) "
-        f"saved to runs/{run_name}/demos.npz"
-    )
-    if expert is not None and args.save_model:
-        save_expert = {"model": expert.state_dict(), "args": vars(args)}
-        torch.save(save_expert, f"runs/{run_name}/expert.pt.tmp")
-        os.replace(f"runs/{run_name}/expert.pt.tmp", f"runs/{run_name}/expert.pt")
-    evaluation = {}
-    for mode in ("greedy", "sampling"):
-        ev_returns, _, ev_obs, _ = run_episodes(
-            logits_fn, args.env_id, eval_episodes, args.seed + 10_000, device, greedy=mode == "greedy"
-        )
-        evaluation[mode] = (ev_returns, ev_obs)
-        writer.add_scalar(f"charts/expert_return_{mode}", np.mean(ev_returns), 0)
-    writer.add_scalar("charts/expert_demo_return", np.mean(returns), 0)
-    pairs = select_demonstrations(obs, actions, None, 1, args.num_expert_samples, args.seed)
-    return pairs, evaluation, np.asarray(lengths)
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    print_scores(returns, lengths)
+    if video_folder:
+        print(f"videos saved to {video_folder}/")
 
 
 if __name__ == "__main__":
     script_start = time.time()
-    args = parse_args()
+    args = tyro.cli(Args)
+    stop = StopFlag()
     validate_args(args)
     obs_dim, num_actions = check_env(args.env_id)
+    if args.play:
+        play(args, stop, obs_dim, num_actions)
+        sys.exit(130 if stop.requested else 0)
     demos = None
     if args.expert_data is not None:
         demos = load_demonstrations(args.expert_data, obs_dim, num_actions, args.num_expert_episodes)
@@ -823,156 +898,128 @@ if __name__ == "__main__":
     torch.set_num_threads(args.torch_threads)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
     threshold = reward_threshold(args.env_id)
-    envs, interrupted, expert_evaluation = None, False, {}
-    agent = discriminator = None  # made after the expert, so a seed gives the same expert in bc_cartpole.py
-    model_path = f"runs/{run_name}/{args.exp_name}.pt"
-    global_step = 0
+    expert_evaluation, global_step = {}, 0
+
+    # expert demonstrations: a file, or sampled from a PPO expert trained here
+    if demos is None:
+        (expert_obs, expert_actions), expert_evaluation, expert_lengths = expert_demonstrations(
+            args, run_name, writer, args.eval_episodes, device, stop
+        )
+        expert_return = np.mean(expert_evaluation["sampling"][0])
+    else:
+        expert_obs, expert_actions = select_demonstrations(
+            demos["obs"],
+            demos["actions"],
+            demos["episode_lengths"],
+            args.num_expert_episodes,
+            args.num_expert_samples,
+            args.seed,
+        )
+        expert_return = float("nan") if demos["episode_returns"] is None else np.mean(demos["episode_returns"])
+        lengths = demos["episode_lengths"]
+        expert_lengths = None if lengths is None else lengths[: args.num_expert_episodes]
+    writer.add_scalar("charts/expert_return", expert_return, 0)
+    expert_absorbing = len(expert_actions) * terminated_fraction(expert_lengths, max_episode_steps(args.env_id))
+    print(f"imitating {len(expert_actions)} expert state-action pairs (expert return {expert_return:.1f})")
+    expert_obs = torch.as_tensor(expert_obs, device=device)
+    expert_actions = torch.as_tensor(expert_actions, device=device)
+
+    # env setup
+    envs = make_vector_env(args, run_name)
+    agent = Agent(obs_dim, num_actions).to(device)
+    discriminator = Discriminator(obs_dim, num_actions, args.discriminator_hidden, args.absorbing).to(device)
+    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+    d_optimizer = optim.Adam(discriminator.parameters(), lr=args.discriminator_lr)
+
+    # storage
+    storage = make_storage(args.num_steps, args.num_envs, obs_dim, device)
+    envs.action_space.seed(args.seed)
+    obs, _ = envs.reset(seed=args.seed)
+    next_obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
+    recent_returns = deque(maxlen=20)
+    solved_at = None
+    print_every = max(1, args.num_iterations // 100)
     start_time = time.time()
 
-    try:
-        # expert demonstrations: a file, or sampled from a PPO expert trained here
-        if demos is None:
-            (expert_obs, expert_actions), expert_evaluation, expert_lengths = expert_demonstrations(
-                args, run_name, writer, args.eval_episodes, device
+    for iteration in range(1, args.num_iterations + 1):
+        if stop.requested:
+            break
+        if args.anneal_lr:
+            frac = 1.0 - (iteration - 1.0) / args.num_iterations
+            optimizer.param_groups[0]["lr"] = frac * args.learning_rate
+
+        # rollout (storage["rewards"] receives the true reward, replaced below by the GAIL reward)
+        next_obs, global_step = collect_rollout(agent, envs, next_obs, storage, global_step, writer, recent_returns)
+        b_obs = storage["obs"].reshape(-1, obs_dim)
+        b_actions = storage["actions"].reshape(-1).long()
+
+        # discriminator: agent pairs of this rollout against all expert pairs, then the reward
+        agent_absorbing = storage["terminations"].sum().item()
+        for _ in range(args.discriminator_epochs):
+            agent_logits = discriminator(b_obs, b_actions)
+            expert_logits = discriminator(expert_obs, expert_actions)
+            absorbing_logit = discriminator.absorbing_logit() if args.absorbing else None
+            d_loss = discriminator_loss(agent_logits, expert_logits, absorbing_logit, agent_absorbing, expert_absorbing)
+            d_optimizer.zero_grad()
+            d_loss.backward()
+            d_optimizer.step()
+        with torch.no_grad():
+            expert_acc = (expert_logits < 0).float().mean().item()
+            agent_acc = (agent_logits > 0).float().mean().item()
+            rewards = gail_reward(discriminator(b_obs, b_actions), args.reward_type)
+            storage["rewards"] = rewards.view(args.num_steps, args.num_envs)
+            if args.absorbing:  # a termination enters the absorbing state: value r_abs / (1 - gamma)
+                absorbing_reward = gail_reward(discriminator.absorbing_logit(), args.reward_type).item()
+                storage["final_values"] += storage["terminations"] * absorbing_reward / (1.0 - args.gamma)
+
+        # advantages
+        advantages, returns = rollout_advantages(agent, next_obs, storage, args)
+
+        # update
+        stats = ppo_update(agent, optimizer, flatten_rollout(storage, advantages, returns), args)
+
+        # logging
+        elapsed = time.time() - start_time
+        sps = int(global_step / elapsed)
+        writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+        for key, value in stats.items():
+            writer.add_scalar(f"losses/{key}", value, global_step)
+        writer.add_scalar("charts/SPS", sps, global_step)
+        writer.add_scalar("losses/discriminator_loss", d_loss.item(), global_step)
+        writer.add_scalar("charts/discriminator_expert_acc", expert_acc, global_step)
+        writer.add_scalar("charts/discriminator_agent_acc", agent_acc, global_step)
+        writer.add_scalar("charts/gail_reward", rewards.mean().item(), global_step)
+        if args.absorbing:
+            writer.add_scalar("charts/absorbing_reward", absorbing_reward, global_step)
+        mean_return = np.mean(recent_returns) if recent_returns else float("nan")
+        if solved_at is None and threshold is not None and len(recent_returns) == 20 and mean_return >= threshold:
+            solved_at = global_step
+            print(f"20-episode mean return {mean_return:.1f} >= {threshold} (env threshold) at step {global_step}")
+        if iteration % print_every == 0 or iteration == args.num_iterations:
+            left = elapsed / global_step * (args.total_timesteps - global_step)
+            print(
+                f"step {global_step:>9d}/{args.total_timesteps} | return(20) {mean_return:8.2f} | "
+                f"gail reward {rewards.mean().item():6.3f} | D acc expert {expert_acc:.2f} agent {agent_acc:.2f} | "
+                f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
+                flush=True,
             )
-            expert_return = np.mean(expert_evaluation["sampling"][0])
-        else:
-            expert_obs, expert_actions = select_demonstrations(
-                demos["obs"],
-                demos["actions"],
-                demos["episode_lengths"],
-                args.num_expert_episodes,
-                args.num_expert_samples,
-                args.seed,
-            )
-            expert_return = float("nan") if demos["episode_returns"] is None else np.mean(demos["episode_returns"])
-            lengths = demos["episode_lengths"]
-            expert_lengths = None if lengths is None else lengths[: args.num_expert_episodes]
-        writer.add_scalar("charts/expert_return", expert_return, 0)
-        expert_absorbing = len(expert_actions) * terminated_fraction(expert_lengths, max_episode_steps(args.env_id))
-        print(f"imitating {len(expert_actions)} expert state-action pairs (expert return {expert_return:.1f})")
-        expert_obs = torch.as_tensor(expert_obs, device=device)
-        expert_actions = torch.as_tensor(expert_actions, device=device)
-
-        # env setup
-        envs = make_vector_env(args, run_name)
-        agent = Agent(obs_dim, num_actions).to(device)
-        discriminator = Discriminator(obs_dim, num_actions, args.discriminator_hidden, args.absorbing).to(device)
-        optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
-        d_optimizer = optim.Adam(discriminator.parameters(), lr=args.discriminator_lr)
-
-        # storage
-        storage = make_storage(args.num_steps, args.num_envs, obs_dim, device)
-        envs.action_space.seed(args.seed)
-        obs, _ = envs.reset(seed=args.seed)
-        next_obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
-        recent_returns = deque(maxlen=20)
-        solved_at = None
-        print_every = max(1, args.num_iterations // 100)
-        start_time = time.time()
-
-        for iteration in range(1, args.num_iterations + 1):
-            if args.anneal_lr:
-                frac = 1.0 - (iteration - 1.0) / args.num_iterations
-                optimizer.param_groups[0]["lr"] = frac * args.learning_rate
-
-            # rollout (storage["rewards"] receives the true reward, replaced below by the GAIL reward)
-            next_obs, global_step = collect_rollout(
-                agent, envs, next_obs, storage, global_step, writer, recent_returns, device
-            )
-            b_obs = storage["obs"].reshape(-1, obs_dim)
-            b_actions = storage["actions"].reshape(-1).long()
-
-            # discriminator: agent pairs of this rollout against all expert pairs, then the reward
-            agent_absorbing = storage["terminations"].sum().item()
-            for _ in range(args.discriminator_epochs):
-                agent_logits = discriminator(b_obs, b_actions)
-                expert_logits = discriminator(expert_obs, expert_actions)
-                absorbing_logit = discriminator.absorbing_logit() if args.absorbing else None
-                d_loss = discriminator_loss(
-                    agent_logits, expert_logits, absorbing_logit, agent_absorbing, expert_absorbing
-                )
-                d_optimizer.zero_grad()
-                d_loss.backward()
-                d_optimizer.step()
-            with torch.no_grad():
-                expert_acc = (expert_logits < 0).float().mean().item()
-                agent_acc = (agent_logits > 0).float().mean().item()
-                rewards = gail_reward(discriminator(b_obs, b_actions), args.reward_type)
-                storage["rewards"] = rewards.view(args.num_steps, args.num_envs)
-                if args.absorbing:  # a termination enters the absorbing state: value r_abs / (1 - gamma)
-                    absorbing_reward = gail_reward(discriminator.absorbing_logit(), args.reward_type).item()
-                    storage["final_values"] += storage["terminations"] * absorbing_reward / (1.0 - args.gamma)
-
-            # advantages
-            advantages, returns = rollout_advantages(agent, next_obs, storage, args)
-
-            # update
-            stats = ppo_update(agent, optimizer, flatten_rollout(storage, advantages, returns, obs_dim), args)
-
-            # logging
-            y_pred, y_true = storage["values"].reshape(-1), returns.reshape(-1)
-            var_y = torch.var(y_true)
-            explained_var = float("nan") if var_y == 0 else float(1 - torch.var(y_true - y_pred) / var_y)
-            elapsed = time.time() - start_time
-            sps = int(global_step / elapsed)
-            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
-            for key, value in stats.items():
-                writer.add_scalar(f"losses/{key}", value, global_step)
-            writer.add_scalar("losses/explained_variance", explained_var, global_step)
-            writer.add_scalar("losses/discriminator_loss", d_loss.item(), global_step)
-            writer.add_scalar("charts/discriminator_expert_acc", expert_acc, global_step)
-            writer.add_scalar("charts/discriminator_agent_acc", agent_acc, global_step)
-            writer.add_scalar("charts/gail_reward", rewards.mean().item(), global_step)
-            if args.absorbing:
-                writer.add_scalar("charts/absorbing_reward", absorbing_reward, global_step)
-            writer.add_scalar("charts/SPS", sps, global_step)
-            mean_return = np.mean(recent_returns) if recent_returns else float("nan")
-            if solved_at is None and threshold is not None and len(recent_returns) == 20 and mean_return >= threshold:
-                solved_at = global_step
-                print(f"20-episode mean return {mean_return:.1f} >= {threshold} (env threshold) at step {global_step}")
-            if iteration % print_every == 0 or iteration == args.num_iterations:
-                left = elapsed / global_step * (args.total_timesteps - global_step)
-                print(
-                    f"step {global_step:>9d}/{args.total_timesteps} | return(20) {mean_return:8.2f} | "
-                    f"gail reward {rewards.mean().item():6.3f} | D acc expert {expert_acc:.2f} agent {agent_acc:.2f} | "
-                    f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
-                    flush=True,
-                )
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"interrupted at step {global_step}", file=sys.stderr)
 
     # shutdown
-    if envs is not None:
-        envs.close()
-    if args.save_model and agent is not None:
+    stop.saving = True
+    envs.close()
+    model_path = f"runs/{run_name}/{args.exp_name}.pt"
+    if args.save_model:
         save_model(agent, discriminator, args, model_path)
         print(f"model saved to {model_path}")
-    if not interrupted:
-        # the final policy, greedy and sampling; the states visited are kept for comparison with the expert's
-        agent.eval()
-        states = {}
-        for mode in ("greedy", "sampling"):
-            ev_returns, _, ev_obs, _ = run_episodes(
-                agent.actor, args.env_id, args.eval_episodes, args.seed + 10_000, device, greedy=mode == "greedy"
-            )
-            writer.add_scalar(f"eval/final_return_{mode}", np.mean(ev_returns), global_step)
-            states[f"learner_{mode}_obs"], states[f"learner_{mode}_returns"] = ev_obs, np.asarray(ev_returns)
-            if mode == "sampling":
-                for idx, episodic_return in enumerate(ev_returns):
-                    writer.add_scalar("eval/episodic_return", episodic_return, idx)
-        for mode, (ev_returns, ev_obs) in expert_evaluation.items():
-            states[f"expert_{mode}_obs"], states[f"expert_{mode}_returns"] = ev_obs, np.asarray(ev_returns)
-        np.savez(f"runs/{run_name}/eval_states.npz", **states)
-
-        def describe(prefix):
-            if f"{prefix}_greedy_returns" not in states:
-                return f"{expert_return:.1f} (demonstrations)"
-            return " / ".join(f"{np.mean(states[f'{prefix}_{m}_returns']):.1f} {m}" for m in ("greedy", "sampling"))
-
+    if not stop.requested:
+        states = final_evaluation(
+            agent.eval().actor, args, args.eval_episodes, expert_evaluation, writer, global_step, run_name, device
+        )
+        for idx, episodic_return in enumerate(states["learner_sampling_returns"]):
+            writer.add_scalar("eval/episodic_return", episodic_return, idx)
         print(
-            f"final ({args.eval_episodes} episodes each): GAIL {describe('learner')} | expert {describe('expert')} | "
+            f"final ({args.eval_episodes} episodes each): GAIL {describe(states, 'learner', expert_return)} | "
+            f"expert {describe(states, 'expert', expert_return)} | "
             f"wall time {format_seconds(time.time() - script_start)} (expert included)"
         )
     writer.close()
@@ -980,5 +1027,5 @@ if __name__ == "__main__":
         import wandb
 
         wandb.finish()
-    if interrupted:
+    if stop.requested:
         sys.exit(130)

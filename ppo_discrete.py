@@ -3,26 +3,18 @@
 Follows the article "PPO算法实践(基于cleanrl)" (http://www.kler.cn/a/409694.html, code at
 https://github.com/acezsq/rlCode/blob/main/ppo_new.py), itself an adaptation of cleanrl's
 ppo.py (https://github.com/vwxyzjn/cleanrl) to a single environment and custom gym envs.
+Where the script departs from the article, and why: the README's table for this script.
 
 Usage:
     python ppo_discrete.py --env-id CartPole-v1
     python ppo_discrete.py --env-id Acrobot-v1 --seed 2 --save-model
     python ppo_discrete.py --env-id my_package.my_module:MyEnv-v0   # your own registered env
     python ppo_discrete.py --num-envs 1 --num-steps 512            # the article's single-env mode
-
-Departures from the article:
-- vectorised environments (4 by default, batch 512 as 4 x 128); `--num-envs 1 --num-steps 512`
-  is the article's single-environment set-up with the same batch;
-- gymnasium 1.x API; the vector env resets sub-environments in the same step
-  (`AutoresetMode.SAME_STEP`), so no stored transition links one episode to the next;
-- time-limit truncation is bootstrapped from the critic's value of the final observation,
-  termination is not (the article treats both as termination);
-- `--save-model` saves atomically and evaluates; `--save-demos-episodes` exports expert
-  demonstrations for bc_cartpole.py / gail_cartpole.py.
+    python ppo_discrete.py --play runs/<run name>/ppo_discrete.pt   # watch a saved model play
 """
 
-import contextlib
-import io
+import importlib.util
+import math
 import os
 import random
 import signal
@@ -30,7 +22,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Optional
+from typing import NoReturn, Optional
 
 import gymnasium as gym
 import numpy as np
@@ -39,6 +31,8 @@ import torch.nn as nn
 import torch.optim as optim
 import tyro
 from torch.utils.tensorboard import SummaryWriter
+
+SCRIPT = "ppo_discrete"  # recorded in every saved file; --play and --resume check it
 
 
 @dataclass
@@ -94,126 +88,16 @@ class Args:
     """the maximum norm for gradient clipping"""
     target_kl: Optional[float] = None
     """stop the epochs of an update early when the approximate KL exceeds this"""
-    eval_episodes: int = 10
-    """the number of evaluation episodes run with the saved model (with `--save-model`)"""
-    save_demos_episodes: int = 0
-    """with `--save-model`: also sample this many episodes of the trained policy to `demos.npz`"""
     torch_threads: int = 1
     """torch CPU threads (1 is fastest for this small network)"""
-
-
-def fail(message: str) -> None:
-    """A user error: one line on stderr (a multi-line message, e.g. from an exception, is joined),
-    exit status 2, before anything is written."""
-    print("error: " + " ".join(message.split()), file=sys.stderr)
-    sys.exit(2)
-
-
-def parse_args() -> Args:
-    """`tyro.cli(Args)`, with a parse error (a bad value, an unknown flag) shortened from tyro's box to
-    one `error:` line; --help is untouched."""
-    captured = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(captured):
-            return tyro.cli(Args)
-    except SystemExit as e:
-        box = [line.strip("│╭╰─ ") for line in captured.getvalue().splitlines()]
-        message = []
-        for line in box[1:]:  # box[0] is the title bar; the message runs to the first rule
-            if not line:
-                break
-            message.append(line)
-        if e.code == 2 and message:
-            guess = box[box.index("Perhaps you meant:") + 1].split()[0] if "Perhaps you meant:" in box else ""
-            fail(" ".join(message) + (f" (did you mean {guess}?)" if guess else " (see --help)"))
-        sys.stderr.write(captured.getvalue())
-        raise
-
-
-def validate_args(args: Args) -> None:
-    for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs"):
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
-    batch_size = args.num_envs * args.num_steps
-    if batch_size % args.num_minibatches != 0:
-        fail(
-            f"--num-minibatches {args.num_minibatches} does not divide the batch "
-            f"num_envs x num_steps = {batch_size}"
-        )
-    if args.total_timesteps < batch_size:
-        fail(f"--total-timesteps {args.total_timesteps} is smaller than one batch ({batch_size})")
-    if args.learning_rate <= 0:
-        fail(f"--learning-rate must be positive, got {args.learning_rate}")
-    if not 0.0 < args.gamma <= 1.0 or not 0.0 <= args.gae_lambda <= 1.0:
-        fail("--gamma must be in (0, 1] and --gae-lambda in [0, 1]")
-    if args.clip_coef <= 0 or args.max_grad_norm <= 0:
-        fail("--clip-coef and --max-grad-norm must be positive")
-    if args.eval_episodes < 0 or args.save_demos_episodes < 0:
-        fail("--eval-episodes and --save-demos-episodes must be >= 0")
-    if args.save_demos_episodes > 0 and not args.save_model:
-        fail("--save-demos-episodes needs --save-model")
-    if args.torch_threads <= 0:
-        fail(f"--torch-threads must be a positive integer, got {args.torch_threads}")
-    if args.track:
-        try:
-            import wandb  # noqa: F401
-        except ImportError:
-            fail("--track needs Weights and Biases: pip install wandb")
-    if args.capture_video:
-        try:
-            import moviepy  # noqa: F401
-        except ImportError:
-            fail('--capture-video needs moviepy: pip install -e ".[video]"')
-
-
-def check_env(env_id: str) -> None:
-    """Build the env once to check that it exists and that its spaces are supported."""
-    try:
-        env = gym.make(env_id)
-    except Exception as e:  # unknown id, missing module, env constructor error
-        fail(f"--env-id {env_id!r} cannot be made: {type(e).__name__}: {e}")
-    action_space, observation_space = env.action_space, env.observation_space
-    env.close()
-    if not isinstance(action_space, gym.spaces.Discrete):
-        fail(f"--env-id {env_id!r} has action space {action_space}; this script needs Discrete actions")
-    if not isinstance(observation_space, gym.spaces.Box):
-        fail(f"--env-id {env_id!r} has observation space {observation_space}; this script needs a Box")
-
-
-def make_run_name(args) -> str:
-    safe_env_id = args.env_id.replace("/", "-").replace(":", "-")
-    return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-
-
-def make_writer(args, run_name: str) -> SummaryWriter:
-    if args.track:
-        import wandb
-
-        wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
-    writer = SummaryWriter(f"runs/{run_name}")
-    writer.add_text(
-        "hyperparameters",
-        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-    )
-    return writer
-
-
-def seed_everything(seed: int, torch_deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.backends.cudnn.deterministic = torch_deterministic
-
-
-def log_episode_stats(writer, infos: dict, global_step: int, recent_returns: deque) -> None:
-    """Log the episodes that ended in this step (vector RecordEpisodeStatistics infos)."""
-    if "_episode" not in infos:
-        return
-    ended = infos["_episode"]
-    for ret, length in zip(infos["episode"]["r"][ended], infos["episode"]["l"][ended]):
-        writer.add_scalar("charts/episodic_return", float(ret), global_step)
-        writer.add_scalar("charts/episodic_length", int(length), global_step)
-        recent_returns.append(float(ret))
+    eval_episodes: int = 10
+    """the number of evaluation episodes run with the saved model (with `--save-model`), or played with `--play`"""
+    save_demos_episodes: int = 0
+    """with `--save-model`: also sample this many episodes of the trained policy to `demos.npz`"""
+    play: Optional[str] = None
+    """a `--save-model` file or checkpoint of this script: play `--eval-episodes` episodes with it, print the scores, write nothing else"""
+    greedy: bool = True
+    """with `--play`: take the most likely action (`--no-greedy` samples from the policy)"""
 
 
 def make_env(env_id: str, idx: int, capture_video: bool, run_name: str):
@@ -231,6 +115,9 @@ def make_env(env_id: str, idx: int, capture_video: bool, run_name: str):
 
 
 def make_vector_env(args, run_name: str) -> gym.vector.VectorEnv:
+    """Same-step autoreset: the observation returned for a finished sub-environment is the first of
+    its next episode, and the final observation of the ended one comes in `infos["final_obs"]`, so
+    no stored transition links one episode to the next."""
     envs = gym.vector.SyncVectorEnv(
         [make_env(args.env_id, i, args.capture_video, run_name) for i in range(args.num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
@@ -249,20 +136,13 @@ class Agent(nn.Module):
 
     def __init__(self, obs_dim: int, num_actions: int):
         super().__init__()
-        self.critic = nn.Sequential(
-            layer_init(nn.Linear(obs_dim, 64)),
-            nn.Tanh(),
-            layer_init(nn.Linear(64, 64)),
-            nn.Tanh(),
-            layer_init(nn.Linear(64, 1), std=1.0),
-        )
-        self.actor = nn.Sequential(
-            layer_init(nn.Linear(obs_dim, 64)),
-            nn.Tanh(),
-            layer_init(nn.Linear(64, 64)),
-            nn.Tanh(),
-            layer_init(nn.Linear(64, num_actions), std=0.01),
-        )
+
+        def mlp(out_dim: int, std: float) -> nn.Sequential:
+            hidden = [layer_init(nn.Linear(obs_dim, 64)), nn.Tanh(), layer_init(nn.Linear(64, 64)), nn.Tanh()]
+            return nn.Sequential(*hidden, layer_init(nn.Linear(64, out_dim), std=std))
+
+        self.critic = mlp(1, std=1.0)
+        self.actor = mlp(num_actions, std=0.01)
 
     def get_value(self, x: torch.Tensor) -> torch.Tensor:
         return self.critic(x)
@@ -287,15 +167,7 @@ class Agent(nn.Module):
         return action.squeeze(-1), log_probs.gather(-1, action).squeeze(-1), self.critic(x).squeeze(-1)
 
 
-def compute_gae(
-    rewards: torch.Tensor,
-    values: torch.Tensor,
-    dones: torch.Tensor,
-    final_values: torch.Tensor,
-    last_value: torch.Tensor,
-    gamma: float,
-    gae_lambda: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
+def compute_gae(rewards, values, dones, final_values, last_value, gamma: float, gae_lambda: float):
     """Generalised advantage estimates and returns for a (num_steps, num_envs) rollout.
 
     `dones[t]` is 1 where the episode ended *by* step t (terminated or truncated); the
@@ -316,16 +188,7 @@ def compute_gae(
     return advantages, advantages + values
 
 
-def ppo_losses(
-    newlogprob: torch.Tensor,
-    oldlogprob: torch.Tensor,
-    advantages: torch.Tensor,
-    newvalue: torch.Tensor,
-    oldvalue: torch.Tensor,
-    returns: torch.Tensor,
-    clip_coef: float,
-    clip_vloss: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
+def ppo_losses(newlogprob, oldlogprob, advantages, newvalue, oldvalue, returns, clip_coef: float, clip_vloss: bool):
     """The clipped surrogate policy loss and the (optionally clipped) value loss."""
     ratio = (newlogprob - oldlogprob).exp()
     pg_loss1 = -advantages * ratio
@@ -341,28 +204,72 @@ def ppo_losses(
     return pg_loss, v_loss
 
 
+def ppo_update(agent: Agent, optimizer: optim.Optimizer, batch: dict, args) -> dict:
+    """`update_epochs` epochs of minibatch PPO over one flattened rollout; returns the statistics
+    logged under `losses/` (those of the last minibatch, the clip fraction over all)."""
+    batch_size = len(batch["obs"])
+    minibatch_size = batch_size // args.num_minibatches
+    clipfracs = []
+    for epoch in range(args.update_epochs):
+        b_inds = torch.randperm(batch_size, device=batch["obs"].device)
+        for start in range(0, batch_size, minibatch_size):
+            mb = {key: value[b_inds[start : start + minibatch_size]] for key, value in batch.items()}
+            _, newlogprob, entropy, newvalue = agent.get_action_and_value(mb["obs"], mb["actions"])
+            logratio = newlogprob - mb["logprobs"]
+            with torch.no_grad():
+                ratio = logratio.exp()
+                old_approx_kl = (-logratio).mean()
+                approx_kl = ((ratio - 1) - logratio).mean()
+                clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean())
+            mb_advantages = mb["advantages"]
+            if args.norm_adv:
+                mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+            pg_loss, v_loss = ppo_losses(
+                newlogprob=newlogprob,
+                oldlogprob=mb["logprobs"],
+                advantages=mb_advantages,
+                newvalue=newvalue.view(-1),
+                oldvalue=mb["values"],
+                returns=mb["returns"],
+                clip_coef=args.clip_coef,
+                clip_vloss=args.clip_vloss,
+            )
+            entropy_loss = entropy.mean()
+            loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+            optimizer.step()
+        if args.target_kl is not None and approx_kl > args.target_kl:
+            break
+    var_y = torch.var(batch["returns"])
+    explained_var = float("nan") if var_y == 0 else float(1 - torch.var(batch["returns"] - batch["values"]) / var_y)
+    return {
+        "policy_loss": pg_loss.item(),
+        "value_loss": v_loss.item(),
+        "entropy": entropy_loss.item(),
+        "old_approx_kl": old_approx_kl.item(),
+        "approx_kl": approx_kl.item(),
+        "clipfrac": torch.stack(clipfracs).mean().item(),
+        "explained_variance": explained_var,
+    }
+
+
 def make_storage(num_steps: int, num_envs: int, obs_dim: int, device: torch.device) -> dict:
     def zeros(*shape):
         return torch.zeros((num_steps, num_envs) + shape, device=device)
 
-    return {
-        "obs": zeros(obs_dim),
-        "actions": zeros(),
-        "logprobs": zeros(),
-        "rewards": zeros(),
-        "dones": zeros(),
-        "values": zeros(),
-        "final_values": zeros(),
-    }
+    keys = ["actions", "logprobs", "rewards", "dones", "terminations", "values", "final_values"]
+    return {"obs": zeros(obs_dim), **{key: zeros() for key in keys}}
 
 
 @torch.inference_mode()
-def collect_rollout(agent, envs, next_obs, storage, global_step, writer, recent_returns, device):
+def collect_rollout(agent: Agent, envs, next_obs, storage: dict, global_step: int, writer, recent_returns: deque):
     """Step the vector env `num_steps` times, filling `storage` in place.
 
-    The vector env autoresets in the same step (SAME_STEP), so the observation returned for a
-    finished sub-environment is the first of its next episode; the final observation of the
-    ended episode comes in `infos["final_obs"]` and is only used to bootstrap truncations.
+    `dones[t]` marks an episode that ended by step t (terminated or truncated). A truncated one
+    is bootstrapped from the critic's value of its final observation (`final_values[t]`); a
+    terminated one has value 0. Returns the observation after the rollout and the step count.
     """
     num_steps, num_envs = storage["rewards"].shape
     final_values = np.zeros((num_steps, num_envs), dtype=np.float32)
@@ -377,51 +284,217 @@ def collect_rollout(agent, envs, next_obs, storage, global_step, writer, recent_
         obs, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
         storage["rewards"][step] = torch.from_numpy(reward.astype(np.float32))
         storage["dones"][step] = torch.from_numpy(terminations | truncations)
+        storage["terminations"][step] = torch.from_numpy(terminations)
         truncated_only = np.flatnonzero(truncations & ~terminations)
         if len(truncated_only):
-            final_obs = np.stack(infos["final_obs"][truncated_only]).astype(np.float32)
-            final_values[step, truncated_only] = agent.get_value(torch.as_tensor(final_obs, device=device)).flatten().cpu().numpy()
-        next_obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
-        if "_episode" in infos:
-            log_episode_stats(writer, infos, global_step, recent_returns)
+            final_obs = torch.as_tensor(np.stack(infos["final_obs"][truncated_only]), dtype=torch.float32)
+            final_values[step, truncated_only] = agent.get_value(final_obs.to(next_obs.device)).flatten().cpu()
+        next_obs = torch.as_tensor(obs, dtype=torch.float32, device=next_obs.device)
+        log_episode_stats(writer, infos, global_step, recent_returns)
     storage["final_values"].copy_(torch.from_numpy(final_values))
     return next_obs, global_step
 
 
-def save_model(agent: nn.Module, args: Args, path: str) -> None:
-    """Atomic save: a half-written file never replaces a good one."""
-    tmp_path = path + ".tmp"
-    torch.save({"model": agent.state_dict(), "args": vars(args)}, tmp_path)
-    os.replace(tmp_path, path)
+@torch.no_grad()
+def rollout_advantages(agent: Agent, next_obs: torch.Tensor, storage: dict, args) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE over the stored rollout, bootstrapped from the value of the observation after it."""
+    last_value = agent.get_value(next_obs).flatten()
+    rewards, values, dones, final_values = (storage[key] for key in ("rewards", "values", "dones", "final_values"))
+    return compute_gae(rewards, values, dones, final_values, last_value, args.gamma, args.gae_lambda)
 
 
-def load_model(path: str, device: torch.device = torch.device("cpu")) -> tuple[Agent, dict]:
-    """Load a `--save-model` file: returns the agent (in eval mode) and the Args as a dict."""
-    checkpoint = torch.load(path, map_location=device, weights_only=True)
-    state = checkpoint["model"]
-    obs_dim = state["critic.0.weight"].shape[1]
-    num_actions = state["actor.4.weight"].shape[0]
-    agent = Agent(obs_dim, num_actions).to(device)
-    agent.load_state_dict(state)
-    return agent.eval(), checkpoint["args"]
+def flatten_rollout(storage: dict, advantages: torch.Tensor, returns: torch.Tensor) -> dict:
+    """The rollout as one batch of num_steps x num_envs samples, for `ppo_update`."""
+    return {
+        "obs": storage["obs"].flatten(0, 1),
+        "logprobs": storage["logprobs"].flatten(),
+        "actions": storage["actions"].flatten().long(),
+        "advantages": advantages.flatten(),
+        "returns": returns.flatten(),
+        "values": storage["values"].flatten(),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Plumbing: argument checks, run directory and writer, seeding, saving, stopping, console.
+# The same code in every script (tests/test_consistency.py); nothing below is the algorithm.
+# ----------------------------------------------------------------------------------------------
+
+
+def fail(message: str) -> NoReturn:
+    """A user error: one `error:` line on stderr (a multi-line message is joined), exit status 2."""
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    sys.exit(2)
+
+
+def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
+    """The checks every script runs before anything is written: float flags are finite, the seed
+    fits numpy's seeding, the name makes a file name, the fields in `positive` are > 0, those in
+    `non_negative` >= 0, those in `at_most` ({name: bound}) no larger than their bound, and the
+    packages that `--track` and `--capture-video` need are installed."""
+
+    def flag(name):
+        return "--" + name.replace("_", "-")
+
+    for name, value in vars(args).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            fail(f"{flag(name)} must be a finite number, got {value}")
+    if not 0 <= args.seed < 2**32:
+        fail(f"--seed must be in [0, 2**32), got {args.seed}")
+    if not args.exp_name or "/" in args.exp_name or os.sep in args.exp_name or args.exp_name.startswith("."):
+        fail(f"--exp-name {args.exp_name!r} must be a plain file name (no '/', not starting with '.')")
+    for name in positive:
+        if getattr(args, name) <= 0:
+            fail(f"{flag(name)} must be positive, got {getattr(args, name)}")
+    for name in non_negative:
+        if getattr(args, name) < 0:
+            fail(f"{flag(name)} must be >= 0, got {getattr(args, name)}")
+    for name, bound in (at_most or {}).items():
+        if getattr(args, name) > bound:
+            fail(f"{flag(name)} {getattr(args, name)} is more than this script allows ({bound})")
+    if args.track and importlib.util.find_spec("wandb") is None:
+        fail("--track needs Weights and Biases: pip install wandb")
+    if args.capture_video and None in (importlib.util.find_spec("moviepy"), importlib.util.find_spec("pygame")):
+        fail('--capture-video needs moviepy and pygame: pip install -e ".[video]"')
+
+
+def make_run_name(args) -> str:
+    safe_env_id = args.env_id.replace("/", "-").replace(":", "-")
+    return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+
+
+def make_writer(args, run_name: str) -> SummaryWriter:
+    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer,
+    with the hyper-parameters as a text table first."""
+    run_dir = f"runs/{run_name}"
+    try:
+        os.makedirs(run_dir)
+    except OSError as e:  # `runs` is a file, or a directory we may not write to
+        fail(f"cannot write the run directory {run_dir!r}: {e.strerror or e}")
+    if args.track:
+        import wandb
+
+        wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
+    writer = SummaryWriter(run_dir)
+    table = "".join(f"\n|{key}|{value}|" for key, value in vars(args).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|{table}")
+    return writer
+
+
+def seed_everything(seed: int, torch_deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = torch_deterministic
+
+
+class StopFlag:
+    """Ctrl-C (SIGINT) and SIGTERM ask the loop to stop at the end of the current iteration, so
+    that no optimizer step is cut in half, the writer is closed and the model saved; the script
+    then exits 130. A second signal aborts at once, except while the results are being saved."""
+
+    def __init__(self):
+        self.requested = False
+        self.saving = False
+        signal.signal(signal.SIGINT, self)
+        signal.signal(signal.SIGTERM, self)
+
+    def __call__(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.saving:
+            print(f"{name}: still saving, please wait", file=sys.stderr, flush=True)
+        elif self.requested:
+            print(f"{name}: aborting", file=sys.stderr, flush=True)
+            sys.exit(130)
+        else:
+            self.requested = True
+            print(f"{name}: stopping after this iteration (again to abort)", file=sys.stderr, flush=True)
+
+
+def atomic_save(obj: dict, path: str) -> None:
+    """Write to a temporary file, then rename: a half-written file never replaces a good one."""
+    torch.save(obj, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def load_saved(path: str, env_id: str) -> dict:
+    """A `--save-model` file or checkpoint written by this script for `env_id`, for `--play` or
+    `--resume`; a missing, unreadable or foreign file is a user error."""
+    if not os.path.isfile(path):
+        fail(f"{path!r}: no such file")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # not a torch file, truncated, pickled objects
+        fail(f"{path!r} cannot be read as a saved model: {type(e).__name__}: {e}")
+    if not isinstance(saved, dict) or saved.get("script") != SCRIPT or "model" not in saved:
+        found = saved.get("script") if isinstance(saved, dict) else None
+        fail(f"{path!r} was not saved by {SCRIPT}.py (its script: {found or 'unknown'})")
+    if saved["args"]["env_id"] != env_id:
+        fail(f"{path!r} was trained on {saved['args']['env_id']}; add --env-id {saved['args']['env_id']}")
+    return saved
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def print_scores(returns: list, lengths: list) -> None:
+    """`--play`'s console report: one line per episode, then the mean."""
+    for i, (ret, length) in enumerate(zip(returns, lengths), start=1):
+        print(f"episode {i}: score {ret:g}, length {length}")
+    if returns:
+        print(f"mean score over {len(returns)} episodes: {np.mean(returns):.2f} ± {np.std(returns):.2f}")
+
+
+def log_episode_stats(writer, infos: dict, global_step: int, recent_returns: deque) -> None:
+    """Log the episodes that ended in this step (vector RecordEpisodeStatistics infos)."""
+    if "_episode" not in infos:
+        return
+    ended = infos["_episode"]
+    for ret, length in zip(infos["episode"]["r"][ended], infos["episode"]["l"][ended]):
+        writer.add_scalar("charts/episodic_return", float(ret), global_step)
+        writer.add_scalar("charts/episodic_length", int(length), global_step)
+        recent_returns.append(float(ret))
+
+
+def check_env(env_id: str) -> tuple[int, int]:
+    """Build the env once to check that it exists and that its spaces are supported; returns (obs_dim, num_actions)."""
+    try:
+        env = gym.make(env_id)
+    except Exception as e:  # unknown id, missing module, env constructor error
+        fail(f"--env-id {env_id!r} cannot be made: {type(e).__name__}: {e}")
+    action_space, observation_space = env.action_space, env.observation_space
+    env.close()
+    if not isinstance(action_space, gym.spaces.Discrete):
+        fail(f"--env-id {env_id!r} has action space {action_space}; this script needs Discrete actions")
+    if not isinstance(observation_space, gym.spaces.Box):
+        fail(f"--env-id {env_id!r} has observation space {observation_space}; this script needs a Box")
+    return int(np.prod(observation_space.shape)), int(action_space.n)
 
 
 @torch.no_grad()
-def run_episodes(agent, env_id: str, num_episodes: int, seed: int, device, greedy: bool = False):
-    """Play whole episodes with `agent`; returns (returns, lengths, obs, actions) of every step."""
-    env = gym.make(env_id)
+def run_episodes(
+    policy, env_id: str, num_episodes: int, seed: int, device, greedy: bool = False, video_folder=None, stop=None
+):
+    """Play whole episodes with `policy(obs) -> logits` (None: uniform random); returns
+    (returns, lengths, obs, actions), the last two of every step. With `video_folder`, every
+    episode is recorded there as MP4; a `stop` flag that is raised ends the run after an episode."""
+    env = gym.make(env_id, render_mode="rgb_array" if video_folder else None)
+    if video_folder:
+        env = gym.wrappers.RecordVideo(env, video_folder, episode_trigger=lambda episode: True)
     if len(env.observation_space.shape) != 1:
         env = gym.wrappers.FlattenObservation(env)
     returns, lengths, all_obs, all_actions = [], [], [], []
     for episode in range(num_episodes):
+        if stop is not None and stop.requested:
+            break
         obs, _ = env.reset(seed=seed + episode)
         done, ep_return, ep_length = False, 0.0, 0
         while not done:
             x = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
-            if greedy:
-                action = agent.actor(x).argmax(dim=1)
-            else:
-                action, _, _, _ = agent.get_action_and_value(x)
+            logits = torch.zeros(1, env.action_space.n, device=device) if policy is None else policy(x)
+            action = logits.argmax(dim=1) if greedy else torch.multinomial(logits.softmax(-1), 1)
             all_obs.append(np.asarray(obs, dtype=np.float32))
             all_actions.append(int(action.item()))
             obs, reward, terminated, truncated, _ = env.step(int(action.item()))
@@ -431,32 +504,69 @@ def run_episodes(agent, env_id: str, num_episodes: int, seed: int, device, greed
         returns.append(ep_return)
         lengths.append(ep_length)
     env.close()
-    return returns, lengths, np.stack(all_obs), np.asarray(all_actions, dtype=np.int64)
+    obs_array = np.stack(all_obs) if all_obs else np.zeros((0,) + env.observation_space.shape, np.float32)
+    return returns, lengths, obs_array, np.asarray(all_actions, dtype=np.int64)
 
 
-class StopOnInterrupt:
-    """SIGINT handler: the first Ctrl-C asks the training loop to stop after the current iteration
-    (so the writer is closed and the model saved cleanly); a second one aborts at once."""
-
-    def __init__(self):
-        self.requested = False
-
-    def __call__(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("interrupted: stopping after this iteration (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+def save_demonstrations(path: str, obs, actions, episode_returns, episode_lengths) -> None:
+    """Demonstrations as an `.npz` (obs, actions, episode_returns, episode_lengths), written atomically."""
+    obs, actions = np.asarray(obs, np.float32), np.asarray(actions, np.int64)
+    returns, lengths = np.asarray(episode_returns, np.float32), np.asarray(episode_lengths, np.int64)
+    np.savez(path + ".tmp.npz", obs=obs, actions=actions, episode_returns=returns, episode_lengths=lengths)
+    os.replace(path + ".tmp.npz", path)
 
 
-def format_seconds(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+def validate_args(args: Args) -> None:
+    check_args(
+        args,
+        positive=["total_timesteps", "learning_rate", "num_envs", "num_steps", "num_minibatches", "update_epochs"]
+        + ["clip_coef", "max_grad_norm", "torch_threads"],
+        non_negative=["eval_episodes", "save_demos_episodes"],
+        at_most={"num_envs": 1024, "num_steps": 1_000_000},
+    )
+    batch_size = args.num_envs * args.num_steps
+    if batch_size % args.num_minibatches != 0:
+        fail(f"--num-minibatches {args.num_minibatches} does not divide the batch num_envs x num_steps = {batch_size}")
+    if args.total_timesteps < batch_size and not args.play:
+        fail(f"--total-timesteps {args.total_timesteps} is smaller than one batch ({batch_size})")
+    if not 0.0 < args.gamma <= 1.0 or not 0.0 <= args.gae_lambda <= 1.0:
+        fail("--gamma must be in (0, 1] and --gae-lambda in [0, 1]")
+    if args.save_demos_episodes > 0 and not args.save_model:
+        fail("--save-demos-episodes needs --save-model")
+
+
+def save_model(agent: nn.Module, args: Args, path: str) -> None:
+    atomic_save({"script": SCRIPT, "model": agent.state_dict(), "args": vars(args)}, path)
+
+
+def load_model(path: str, env_id: str) -> tuple[Agent, dict]:
+    """A `--save-model` file of this script for `env_id`: the agent (on the CPU, in eval mode) and its Args."""
+    saved = load_saved(path, env_id)
+    agent = Agent(saved["model"]["critic.0.weight"].shape[1], saved["model"]["actor.4.weight"].shape[0])
+    agent.load_state_dict(saved["model"])
+    return agent.eval(), saved["args"]
+
+
+def play(args: Args, stop: StopFlag) -> None:
+    """`--play`: the saved policy plays `--eval-episodes` whole episodes; nothing is written but videos."""
+    agent, _ = load_model(args.play, args.env_id)
+    video_folder = f"videos/{make_run_name(args)}__play" if args.capture_video else None
+    returns, lengths, _, _ = run_episodes(
+        agent.actor, args.env_id, args.eval_episodes, args.seed, "cpu", args.greedy, video_folder, stop
+    )
+    print_scores(returns, lengths)
+    if video_folder:
+        print(f"videos saved to {video_folder}/")
 
 
 if __name__ == "__main__":
-    args = parse_args()
+    args = tyro.cli(Args)
+    stop = StopFlag()
     validate_args(args)
-    check_env(args.env_id)
+    obs_dim, num_actions = check_env(args.env_id)
+    if args.play:
+        play(args, stop)
+        sys.exit(130 if stop.requested else 0)
     args.batch_size = int(args.num_envs * args.num_steps)
     args.minibatch_size = int(args.batch_size // args.num_minibatches)
     args.num_iterations = args.total_timesteps // args.batch_size
@@ -470,11 +580,8 @@ if __name__ == "__main__":
 
     # env setup
     envs = make_vector_env(args, run_name)
-    obs_dim = int(np.prod(envs.single_observation_space.shape))
-    num_actions = int(envs.single_action_space.n)
     agent = Agent(obs_dim, num_actions).to(device)
     optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=device.type in ("cpu", "cuda"))
-    model_path = f"runs/{run_name}/{args.exp_name}.pt"
 
     # storage
     storage = make_storage(args.num_steps, args.num_envs, obs_dim, device)
@@ -485,8 +592,6 @@ if __name__ == "__main__":
     recent_returns = deque(maxlen=20)
     print_every = max(1, args.num_iterations // 100)
     start_time = time.time()
-    stop = StopOnInterrupt()
-    signal.signal(signal.SIGINT, stop)
 
     for iteration in range(1, args.num_iterations + 1):
         if stop.requested:
@@ -496,78 +601,20 @@ if __name__ == "__main__":
             optimizer.param_groups[0]["lr"] = frac * args.learning_rate
 
         # rollout
-        next_obs, global_step = collect_rollout(
-            agent, envs, next_obs, storage, global_step, writer, recent_returns, device
-        )
+        next_obs, global_step = collect_rollout(agent, envs, next_obs, storage, global_step, writer, recent_returns)
 
         # advantages
-        with torch.no_grad():
-            last_value = agent.get_value(next_obs).flatten()
-            advantages, returns = compute_gae(
-                storage["rewards"],
-                storage["values"],
-                storage["dones"],
-                storage["final_values"],
-                last_value,
-                args.gamma,
-                args.gae_lambda,
-            )
-        b_obs = storage["obs"].reshape(-1, obs_dim)
-        b_logprobs = storage["logprobs"].reshape(-1)
-        b_actions = storage["actions"].reshape(-1).long()
-        b_advantages = advantages.reshape(-1)
-        b_returns = returns.reshape(-1)
-        b_values = storage["values"].reshape(-1)
+        advantages, returns = rollout_advantages(agent, next_obs, storage, args)
 
         # update
-        clipfracs = []
-        for epoch in range(args.update_epochs):
-            b_inds = torch.randperm(args.batch_size, device=device)
-            for start in range(0, args.batch_size, args.minibatch_size):
-                mb_inds = b_inds[start : start + args.minibatch_size]
-                _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])
-                logratio = newlogprob - b_logprobs[mb_inds]
-                with torch.no_grad():
-                    ratio = logratio.exp()
-                    old_approx_kl = (-logratio).mean()
-                    approx_kl = ((ratio - 1) - logratio).mean()
-                    clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean())
-                mb_advantages = b_advantages[mb_inds]
-                if args.norm_adv:
-                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
-                pg_loss, v_loss = ppo_losses(
-                    newlogprob,
-                    b_logprobs[mb_inds],
-                    mb_advantages,
-                    newvalue.view(-1),
-                    b_values[mb_inds],
-                    b_returns[mb_inds],
-                    args.clip_coef,
-                    args.clip_vloss,
-                )
-                entropy_loss = entropy.mean()
-                loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
-                optimizer.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
-                optimizer.step()
-            if args.target_kl is not None and approx_kl > args.target_kl:
-                break
+        stats = ppo_update(agent, optimizer, flatten_rollout(storage, advantages, returns), args)
 
         # logging
-        y_pred, y_true = b_values, b_returns
-        var_y = torch.var(y_true)
-        explained_var = float("nan") if var_y == 0 else float(1 - torch.var(y_true - y_pred) / var_y)
         elapsed = time.time() - start_time
         sps = int(global_step / elapsed)
         writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
-        writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
-        writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
-        writer.add_scalar("losses/entropy", entropy_loss.item(), global_step)
-        writer.add_scalar("losses/old_approx_kl", old_approx_kl.item(), global_step)
-        writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
-        writer.add_scalar("losses/clipfrac", torch.stack(clipfracs).mean().item(), global_step)
-        writer.add_scalar("losses/explained_variance", explained_var, global_step)
+        for key, value in stats.items():
+            writer.add_scalar(f"losses/{key}", value, global_step)
         writer.add_scalar("charts/SPS", sps, global_step)
         if iteration % print_every == 0 or iteration == args.num_iterations:
             mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
@@ -577,37 +624,33 @@ if __name__ == "__main__":
                 f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
                 flush=True,
             )
+
     # shutdown
-    interrupted = stop.requested
+    stop.saving = True
     envs.close()
+    model_path = f"runs/{run_name}/{args.exp_name}.pt"
     if args.save_model:
         save_model(agent, args, model_path)
         print(f"model saved to {model_path}")
-        if not interrupted and args.eval_episodes > 0:
-            eval_agent, _ = load_model(model_path, device)
-            eval_returns, _, _, _ = run_episodes(eval_agent, args.env_id, args.eval_episodes, args.seed + 10_000, device)
-            for idx, episodic_return in enumerate(eval_returns):
-                writer.add_scalar("eval/episodic_return", episodic_return, idx)
-            print(f"eval: {len(eval_returns)} episodes, return {np.mean(eval_returns):.2f} ± {np.std(eval_returns):.2f}")
-        if not interrupted and args.save_demos_episodes > 0:
-            demo_returns, demo_lengths, demo_obs, demo_actions = run_episodes(
-                agent, args.env_id, args.save_demos_episodes, args.seed + 20_000, device
-            )
-            demos_path = f"runs/{run_name}/demos.npz"
-            tmp_path = demos_path + ".tmp.npz"
-            np.savez(
-                tmp_path,
-                obs=demo_obs,
-                actions=demo_actions,
-                episode_returns=np.asarray(demo_returns, np.float32),
-                episode_lengths=np.asarray(demo_lengths, np.int64),
-            )
-            os.replace(tmp_path, demos_path)
-            print(f"{len(demo_returns)} demonstration episodes ({len(demo_actions)} pairs) saved to {demos_path}")
+    if args.save_model and not stop.requested and args.eval_episodes > 0:
+        eval_agent = load_model(model_path, args.env_id)[0].to(device)
+        eval_returns, _, _, _ = run_episodes(
+            eval_agent.actor, args.env_id, args.eval_episodes, args.seed + 10_000, device
+        )
+        for idx, episodic_return in enumerate(eval_returns):
+            writer.add_scalar("eval/episodic_return", episodic_return, idx)
+        print(f"eval: {len(eval_returns)} episodes, return {np.mean(eval_returns):.2f} ± {np.std(eval_returns):.2f}")
+    if args.save_model and not stop.requested and args.save_demos_episodes > 0:
+        demos_path = f"runs/{run_name}/demos.npz"
+        demo_returns, demo_lengths, demo_obs, demo_actions = run_episodes(
+            agent.actor, args.env_id, args.save_demos_episodes, args.seed + 20_000, device
+        )
+        save_demonstrations(demos_path, demo_obs, demo_actions, demo_returns, demo_lengths)
+        print(f"{len(demo_returns)} demonstration episodes ({len(demo_actions)} pairs) saved to {demos_path}")
     writer.close()
     if args.track:
         import wandb
 
         wandb.finish()
-    if interrupted:
+    if stop.requested:
         sys.exit(130)

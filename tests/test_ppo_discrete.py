@@ -107,7 +107,7 @@ def test_rollout_never_links_two_episodes(ppo):
     obs, _ = envs.reset(seed=0)
     writer = RecordingWriter()
     next_obs, global_step = ppo.collect_rollout(
-        agent, envs, torch.as_tensor(obs), storage, 0, writer, deque(maxlen=20), torch.device("cpu")
+        agent, envs, torch.as_tensor(obs), storage, 0, writer, deque(maxlen=20)
     )
     envs.close()
     assert global_step == 20
@@ -212,7 +212,7 @@ def test_saved_model_loads_and_demos_export(tmp_path, ppo):
     )
     assert result.returncode == 0, result.stderr
     (run_dir,) = list((tmp_path / "runs").iterdir())
-    agent, saved_args = ppo.load_model(str(run_dir / "ppo_discrete.pt"))
+    agent, saved_args = ppo.load_model(str(run_dir / "ppo_discrete.pt"), "CartPole-v1")
     assert saved_args["env_id"] == "CartPole-v1" and isinstance(agent, ppo.Agent)
     demos = np.load(run_dir / "demos.npz")
     assert demos["obs"].dtype == np.float32 and demos["obs"].shape[1] == 4
