@@ -16,29 +16,18 @@ Usage:
     python random_baseline.py --env-id BreakoutNoFrameskip-v4 --num-episodes 20 --action-repeat 6  # 10 Hz agent
 
 The last line printed is `Average score across N episodes: mean ± std (min .. max)`.
-
-Departures from the article:
-- gymnasium 1.x and any registered id (classic control, Atari through ale-py, `module:EnvId`), any
-  action space (it is only sampled); `--num-envs` steps several environments at once;
-- seeded (environment resets and action sampling), so a run is reproducible;
-- with several environments each one plays a fixed share of the episodes, fixed in advance, so the
-  average is not biased towards short episodes (stopping at the first N episodes to finish would be);
-- per-episode returns go to TensorBoard (`charts/episodic_return`, `charts/episodic_length`) with a
-  moving average over the last `--moving-average-window` episodes (`charts/moving_average_return`)
-  instead of the article's matplotlib plot;
-- Atari scores are raw game scores of whole games (all lives, unclipped rewards); the frame skip is
-  the one of the env id (1 for `NoFrameskip-v4`, 4 for `v5`); `--action-repeat 6` on a `NoFrameskip`
-  id gives the 10 Hz random agent of the DQN paper;
-- there is no model: `--save-model` writes the episode returns and the Args in the usual file format.
+Where the script departs from the article, and why: the README's table for this script.
 """
 
-import contextlib
-import io
+import importlib.util
+import math
 import os
 import random
+import signal
 import sys
 import time
 from dataclasses import dataclass
+from typing import NoReturn
 
 import ale_py
 import gymnasium as gym
@@ -46,6 +35,8 @@ import numpy as np
 import torch
 import tyro
 from torch.utils.tensorboard import SummaryWriter
+
+SCRIPT = "random_baseline"  # recorded in every saved file; --play and --resume check it
 
 
 @dataclass
@@ -77,84 +68,6 @@ class Args:
     """the number of episodes in `charts/moving_average_return` (100, CartPole's "solved" window)"""
     action_repeat: int = 1
     """repeat each sampled action for this many env steps (6 on a NoFrameskip id: the DQN paper's 10 Hz agent)"""
-
-
-def fail(message: str) -> None:
-    """A user error: one line on stderr (a multi-line message, e.g. from an exception, is joined),
-    exit status 2, before anything is written."""
-    print("error: " + " ".join(message.split()), file=sys.stderr)
-    sys.exit(2)
-
-
-def parse_args() -> Args:
-    """`tyro.cli(Args)`, with a parse error (a bad value, an unknown flag) shortened from tyro's box to
-    one `error:` line; --help is untouched."""
-    captured = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(captured):
-            return tyro.cli(Args)
-    except SystemExit as e:
-        box = [line.strip("│╭╰─ ") for line in captured.getvalue().splitlines()]
-        message = []
-        for line in box[1:]:  # box[0] is the title bar; the message runs to the first rule
-            if not line:
-                break
-            message.append(line)
-        if e.code == 2 and message:
-            guess = box[box.index("Perhaps you meant:") + 1].split()[0] if "Perhaps you meant:" in box else ""
-            fail(" ".join(message) + (f" (did you mean {guess}?)" if guess else " (see --help)"))
-        sys.stderr.write(captured.getvalue())
-        raise
-
-
-def validate_args(args: Args) -> None:
-    for name in ("num_episodes", "num_envs", "moving_average_window", "action_repeat"):
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
-    if args.track:
-        try:
-            import wandb  # noqa: F401
-        except ImportError:
-            fail("--track needs Weights and Biases: pip install wandb")
-    if args.capture_video:
-        try:
-            import moviepy  # noqa: F401
-        except ImportError:
-            fail('--capture-video needs moviepy: pip install -e ".[video]"')
-
-
-def check_env(env_id: str) -> None:
-    """Build the env once to check that it exists."""
-    try:
-        env = gym.make(env_id)
-    except Exception as e:  # unknown id, missing module, env constructor error
-        fail(f"--env-id {env_id!r} cannot be made: {type(e).__name__}: {e}")
-    env.close()
-
-
-def make_run_name(args) -> str:
-    safe_env_id = args.env_id.replace("/", "-").replace(":", "-")
-    return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-
-
-def make_writer(args, run_name: str) -> SummaryWriter:
-    if args.track:
-        import wandb
-
-        wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
-    writer = SummaryWriter(f"runs/{run_name}")
-    writer.add_text(
-        "hyperparameters",
-        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-    )
-    return writer
-
-
-def seed_everything(seed: int, torch_deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.backends.cudnn.deterministic = torch_deterministic
 
 
 def make_env(env_id: str, idx: int, capture_video: bool, run_name: str):
@@ -196,19 +109,19 @@ def sample_actions(envs, actions, since_sampled: np.ndarray, action_repeat: int)
     return np.where(mask, fresh, actions)
 
 
-def play_episodes(envs, num_episodes: int, action_repeat: int = 1, on_episode=None, on_step=None):
+def run_episodes(envs, num_episodes: int, action_repeat: int = 1, on_episode=None, stop=None):
     """Play exactly `num_episodes` whole episodes with uniformly random actions.
 
     Returns the finished episodes as (global_step, env index, return, length), in the order they
-    ended. `on_episode(global_step, ret, length)` is called for every counted episode and
-    `on_step(global_step)` after every vector step. Episodes an env plays beyond its quota are
-    discarded (the env is stepped with the others but not counted).
+    ended. `on_episode(global_step, ret, length)` is called for every counted episode; a raised
+    `stop` flag ends the run early. Episodes an env plays beyond its quota are discarded (the env
+    is stepped with the others but not counted).
     """
     quotas = episode_quotas(num_episodes, envs.num_envs)
     done_counts = np.zeros(envs.num_envs, dtype=np.int64)
     since_sampled = np.zeros(envs.num_envs, dtype=np.int64)
     finished, actions, global_step = [], None, 0
-    while len(finished) < num_episodes:
+    while len(finished) < num_episodes and not (stop is not None and stop.requested):
         actions = sample_actions(envs, actions, since_sampled, action_repeat)
         _, _, terminations, truncations, infos = envs.step(actions)
         global_step += envs.num_envs
@@ -222,9 +135,148 @@ def play_episodes(envs, num_episodes: int, action_repeat: int = 1, on_episode=No
                 finished.append((global_step, int(i), ret, length))
                 if on_episode is not None:
                     on_episode(global_step, ret, length)
-        if on_step is not None:
-            on_step(global_step)
     return finished
+
+
+# ----------------------------------------------------------------------------------------------
+# Plumbing: argument checks, run directory and writer, seeding, saving, stopping, console.
+# The same code in every script (tests/test_consistency.py); nothing below is the algorithm.
+# ----------------------------------------------------------------------------------------------
+
+
+def fail(message: str) -> NoReturn:
+    """A user error: one `error:` line on stderr (a multi-line message is joined), exit status 2."""
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    sys.exit(2)
+
+
+def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
+    """The checks every script runs before anything is written: float flags are finite, the seed
+    fits numpy's seeding, the name makes a file name, the fields in `positive` are > 0, those in
+    `non_negative` >= 0, those in `at_most` ({name: bound}) no larger than their bound, and the
+    packages that `--track` and `--capture-video` need are installed."""
+
+    def flag(name):
+        return "--" + name.replace("_", "-")
+
+    for name, value in vars(args).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            fail(f"{flag(name)} must be a finite number, got {value}")
+    if not 0 <= args.seed < 2**32:
+        fail(f"--seed must be in [0, 2**32), got {args.seed}")
+    if not args.exp_name or "/" in args.exp_name or os.sep in args.exp_name or args.exp_name.startswith("."):
+        fail(f"--exp-name {args.exp_name!r} must be a plain file name (no '/', not starting with '.')")
+    for name in positive:
+        if getattr(args, name) <= 0:
+            fail(f"{flag(name)} must be positive, got {getattr(args, name)}")
+    for name in non_negative:
+        if getattr(args, name) < 0:
+            fail(f"{flag(name)} must be >= 0, got {getattr(args, name)}")
+    for name, bound in (at_most or {}).items():
+        if getattr(args, name) > bound:
+            fail(f"{flag(name)} {getattr(args, name)} is more than this script allows ({bound})")
+    if args.track and importlib.util.find_spec("wandb") is None:
+        fail("--track needs Weights and Biases: pip install wandb")
+    if args.capture_video and None in (importlib.util.find_spec("moviepy"), importlib.util.find_spec("pygame")):
+        fail('--capture-video needs moviepy and pygame: pip install -e ".[video]"')
+
+
+def make_run_name(args) -> str:
+    safe_env_id = args.env_id.replace("/", "-").replace(":", "-")
+    return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+
+
+def make_writer(args, run_name: str) -> SummaryWriter:
+    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer,
+    with the hyper-parameters as a text table first."""
+    run_dir = f"runs/{run_name}"
+    try:
+        os.makedirs(run_dir)
+    except OSError as e:  # `runs` is a file, or a directory we may not write to
+        fail(f"cannot write the run directory {run_dir!r}: {e.strerror or e}")
+    if args.track:
+        import wandb
+
+        wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
+    writer = SummaryWriter(run_dir)
+    table = "".join(f"\n|{key}|{value}|" for key, value in vars(args).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|{table}")
+    return writer
+
+
+def seed_everything(seed: int, torch_deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = torch_deterministic
+
+
+class StopFlag:
+    """Ctrl-C (SIGINT) and SIGTERM ask the loop to stop at the end of the current iteration, so
+    that no optimizer step is cut in half, the writer is closed and the model saved; the script
+    then exits 130. A second signal aborts at once, except while the results are being saved."""
+
+    def __init__(self):
+        self.requested = False
+        self.saving = False
+        signal.signal(signal.SIGINT, self)
+        signal.signal(signal.SIGTERM, self)
+
+    def __call__(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.saving:
+            print(f"{name}: still saving, please wait", file=sys.stderr, flush=True)
+        elif self.requested:
+            print(f"{name}: aborting", file=sys.stderr, flush=True)
+            sys.exit(130)
+        else:
+            self.requested = True
+            print(f"{name}: stopping after this iteration (again to abort)", file=sys.stderr, flush=True)
+
+
+def atomic_save(obj: dict, path: str) -> None:
+    """Write to a temporary file, then rename: a half-written file never replaces a good one."""
+    torch.save(obj, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def load_saved(path: str, env_id: str) -> dict:
+    """A `--save-model` file or checkpoint written by this script for `env_id`, for `--play` or
+    `--resume`; a missing, unreadable or foreign file is a user error."""
+    if not os.path.isfile(path):
+        fail(f"{path!r}: no such file")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # not a torch file, truncated, pickled objects
+        fail(f"{path!r} cannot be read as a saved model: {type(e).__name__}: {e}")
+    if not isinstance(saved, dict) or saved.get("script") != SCRIPT or "model" not in saved:
+        found = saved.get("script") if isinstance(saved, dict) else None
+        fail(f"{path!r} was not saved by {SCRIPT}.py (its script: {found or 'unknown'})")
+    if saved["args"]["env_id"] != env_id:
+        fail(f"{path!r} was trained on {saved['args']['env_id']}; add --env-id {saved['args']['env_id']}")
+    return saved
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def validate_args(args: Args) -> None:
+    check_args(
+        args,
+        positive=["num_episodes", "num_envs", "moving_average_window", "action_repeat"],
+        at_most={"num_envs": 1024},
+    )
+
+
+def check_env(env_id: str) -> None:
+    """Build the env once to check that it exists."""
+    try:
+        env = gym.make(env_id)
+    except Exception as e:  # unknown id, missing module, env constructor error
+        fail(f"--env-id {env_id!r} cannot be made: {type(e).__name__}: {e}")
+    env.close()
 
 
 def summary_line(returns) -> str:
@@ -237,22 +289,15 @@ def summary_line(returns) -> str:
 
 def save_summary(args: Args, returns, lengths, path: str) -> None:
     """The usual `--save-model` file, atomically; a random policy has no weights, so `model` is empty."""
-    tmp_path = path + ".tmp"
-    torch.save(
-        {
-            "model": {},
-            "args": vars(args),
-            "episode_returns": torch.tensor(returns, dtype=torch.float64),
-            "episode_lengths": torch.tensor(lengths, dtype=torch.int64),
-        },
-        tmp_path,
-    )
-    os.replace(tmp_path, path)
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    returns, lengths = torch.tensor(returns, dtype=torch.float64), torch.tensor(lengths, dtype=torch.int64)
+    summary = {
+        "script": SCRIPT,
+        "model": {},
+        "args": vars(args),
+        "episode_returns": returns,
+        "episode_lengths": lengths,
+    }
+    atomic_save(summary, path)
 
 
 class EpisodeLogger:
@@ -287,7 +332,8 @@ class EpisodeLogger:
 
 
 if __name__ == "__main__":
-    args = parse_args()
+    args = tyro.cli(Args)
+    stop = StopFlag()
     validate_args(args)
     gym.register_envs(ale_py)
     check_env(args.env_id)
@@ -306,14 +352,9 @@ if __name__ == "__main__":
     # storage
     start_time = time.time()
     logger = EpisodeLogger(writer, args.num_episodes, args.moving_average_window, start_time)
-    interrupted = False
 
     # rollout
-    try:
-        play_episodes(envs, args.num_episodes, args.action_repeat, on_episode=logger)
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"interrupted after {len(logger.returns)} episodes", file=sys.stderr)
+    run_episodes(envs, args.num_episodes, args.action_repeat, on_episode=logger, stop=stop)
 
     # logging
     if logger.returns:
@@ -322,6 +363,7 @@ if __name__ == "__main__":
         print(line)
 
     # shutdown
+    stop.saving = True
     envs.close()
     if args.save_model:
         save_summary(args, logger.returns, logger.lengths, model_path)
@@ -331,5 +373,5 @@ if __name__ == "__main__":
         import wandb
 
         wandb.finish()
-    if interrupted:
+    if stop.requested:
         sys.exit(130)

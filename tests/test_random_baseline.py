@@ -42,7 +42,7 @@ def test_episode_quotas(rb):
     assert rb.episode_quotas(2, 4).tolist() == [1, 1, 0, 0]
 
 
-def test_play_episodes_counts_a_fixed_share_per_env(rb):
+def test_run_episodes_counts_a_fixed_share_per_env(rb):
     # env 0 ends an episode every step, env 1 every 5 steps. Counting the first 4 episodes to end
     # would give four 1-step episodes; a fixed share gives two of each, found at vector steps 1, 2, 5, 10.
     envs = gym.vector.SyncVectorEnv(
@@ -52,7 +52,7 @@ def test_play_episodes_counts_a_fixed_share_per_env(rb):
     envs.reset(seed=0)
     envs.action_space.seed(0)
     seen = []
-    finished = rb.play_episodes(envs, 4, on_episode=lambda step, ret, length: seen.append((step, ret, length)))
+    finished = rb.run_episodes(envs, 4, on_episode=lambda step, ret, length: seen.append((step, ret, length)))
     assert [(s, i, r, n) for s, i, r, n in finished] == [(2, 0, 1.0, 1), (4, 0, 1.0, 1), (10, 1, 5.0, 5), (20, 1, 5.0, 5)]
     assert seen == [(2, 1.0, 1), (4, 1.0, 1), (10, 5.0, 5), (20, 5.0, 5)]
 
