@@ -1,46 +1,29 @@
 """Synchronous A2C with a conv + LSTMCell agent on Atari (PongNoFrameskip-v4 by default).
 
 Follows the article "A2C(Advantage Actor-Critic)算法", a walk-through of rpatrik96/pytorch-a2c
-(https://github.com/rpatrik96/pytorch-a2c): 8 parallel games, 4 stacked 84x84 grey frames, a
-ConvBlock of four 3x3/stride-2 convolutions (32 filters, LeakyReLU) and a 2x2 average pool giving
-288 features, an LSTMCell(288, 288) whose state is zeroed per game when its episode ends, linear
-actor and critic heads, orthogonal init, 5-step rollouts, n-step returns bootstrapped from the
-critic, loss = policy + 0.5 value - 0.02 entropy, Adam lr 1e-4, gradient-norm clip 0.5.
+(https://github.com/rpatrik96/pytorch-a2c): 8 parallel games, 4 stacked 84x84 grey frames, 5-step
+rollouts, n-step returns bootstrapped from the critic, loss = policy + 0.5 value - 0.02 entropy.
+Where the script departs from the article, and why: the README's table for this script.
 
 Usage:
     python a2c_atari_lstm.py                                      # PongNoFrameskip-v4, 10M steps
     python a2c_atari_lstm.py --env-id BreakoutNoFrameskip-v4 --total-timesteps 1000000
     python a2c_atari_lstm.py --env-backend gymnasium              # gymnasium wrappers, same frames
     python a2c_atari_lstm.py --resume runs/<run name>/checkpoint.pt --total-timesteps 20000000
-    python a2c_atari_lstm.py --save-model --eval-episodes 10
-
-Departures from the article:
-- returns mask each step with its own done flag (the article masks every step with the last
-  step's flag, `dones[-1]`, so returns leak across an episode end inside a rollout);
-- time-limit truncation is bootstrapped from the critic's value of the final observation,
-  termination (game over, or a lost life during training) is not; `--gae-lambda` (default 1.0,
-  the article's plain n-step returns);
-- the loss averages the entropy over the rollout (the article sums the 5 per-step means);
-- the bootstrap value does not advance the carried LSTM state (the article's final-value call
-  steps the LSTM on the boundary frame, which the next rollout then feeds it again);
-- ale-py's native `AtariVectorEnv` (C++ threads) with the same preprocessing as the article's
-  stable-baselines3 wrappers; `--env-backend gymnasium` gives the same frames with gymnasium
-  wrappers; no wandb or stable-baselines3 dependency;
-- the curiosity/ICM arguments the article parses but never uses are left out;
-- a checkpoint every `--checkpoint-interval` steps that `--resume` continues, instead of saving
-  on the "best loss" (a low A2C loss says nothing about the policy);
-- 10M steps by default (the article's 2.5M updates are 100M steps).
+    python a2c_atari_lstm.py --save-model --eval-episodes 10      # save, then play 10 whole games
+    python a2c_atari_lstm.py --play runs/<run name>/a2c_atari_lstm.pt   # watch a saved model play
 """
 
-import contextlib
-import io
+import importlib.util
+import math
 import os
 import random
+import signal
 import sys
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal, NoReturn, Optional
 
 import gymnasium as gym
 import numpy as np
@@ -50,6 +33,8 @@ import torch.optim as optim
 import tyro
 from torch.distributions.categorical import Categorical
 from torch.utils.tensorboard import SummaryWriter
+
+SCRIPT = "a2c_atari_lstm"  # recorded in every saved file; --play and --resume check it
 
 
 @dataclass
@@ -84,7 +69,7 @@ class Args:
     gamma: float = 0.99
     """the discount factor gamma"""
     gae_lambda: float = 1.0
-    """the lambda of the generalised advantage estimate (1.0 = the article's n-step returns)"""
+    """the lambda of the generalised advantage estimate (1.0, the default, gives the article's n-step returns)"""
     ent_coef: float = 0.02
     """coefficient of the entropy bonus (`entropy_coeff` in the article)"""
     vf_coef: float = 0.5
@@ -94,76 +79,24 @@ class Args:
     env_backend: Literal["ale", "gymnasium"] = "ale"
     """`ale`: ale-py's native C++ vector env; `gymnasium`: gymnasium wrappers in a SyncVectorEnv"""
     checkpoint_interval: int = 1_000_000
-    """save `runs/<run name>/checkpoint.pt` every this many steps and at the end (0: only on Ctrl-C)"""
+    """save `runs/<run name>/checkpoint.pt` every this many steps and at the end (0: only on Ctrl-C or SIGTERM)"""
     resume: Optional[str] = None
-    """a checkpoint to continue from: its run directory, step counter and settings, except the flags given"""
+    """a checkpoint to continue (add its `--env-id` if not Pong): its run directory, step and settings, except the flags given"""
     eval_episodes: int = 10
-    """the number of evaluation games run with the saved model (with `--save-model`)"""
+    """the number of evaluation games run with the saved model (with `--save-model`), or played with `--play`"""
     torch_threads: int = 1
     """torch CPU threads (1: on cores shared with other runs more threads slow the update ~7x; 2 helps a lone run)"""
+    play: Optional[str] = None
+    """a `--save-model` file or checkpoint of this script: play `--eval-episodes` episodes with it, print the scores, write nothing else"""
+    greedy: bool = True
+    """with `--play`: take the most likely action (`--no-greedy` samples from the policy)"""
 
 
 MAX_FRAMES_PER_EPISODE = 108_000  # 30 minutes of play: the usual Atari time limit (truncation)
 
 
-def fail(message: str) -> None:
-    """A user error: one line on stderr (a multi-line message, e.g. from an exception, is joined),
-    exit status 2, before anything is written."""
-    print("error: " + " ".join(message.split()), file=sys.stderr)
-    sys.exit(2)
-
-
-def parse_args() -> Args:
-    """`tyro.cli(Args)`, with a parse error (a bad value, an unknown flag) shortened from tyro's box to
-    one `error:` line; --help is untouched."""
-    captured = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(captured):
-            return tyro.cli(Args)
-    except SystemExit as e:
-        box = [line.strip("│╭╰─ ") for line in captured.getvalue().splitlines()]
-        message = []
-        for line in box[1:]:  # box[0] is the title bar; the message runs to the first rule
-            if not line:
-                break
-            message.append(line)
-        if e.code == 2 and message:
-            guess = box[box.index("Perhaps you meant:") + 1].split()[0] if "Perhaps you meant:" in box else ""
-            fail(" ".join(message) + (f" (did you mean {guess}?)" if guess else " (see --help)"))
-        sys.stderr.write(captured.getvalue())
-        raise
-
-
-def validate_args(args: Args) -> None:
-    for name in ("total_timesteps", "num_envs", "num_steps", "torch_threads"):
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
-    if args.total_timesteps < args.num_envs * args.num_steps:
-        fail(f"--total-timesteps {args.total_timesteps} is smaller than one rollout ({args.num_envs * args.num_steps})")
-    if args.learning_rate <= 0:
-        fail(f"--learning-rate must be positive, got {args.learning_rate}")
-    if not 0.0 < args.gamma <= 1.0 or not 0.0 <= args.gae_lambda <= 1.0:
-        fail("--gamma must be in (0, 1] and --gae-lambda in [0, 1]")
-    if args.max_grad_norm <= 0 or args.ent_coef < 0 or args.vf_coef < 0:
-        fail("--max-grad-norm must be positive, --ent-coef and --vf-coef >= 0")
-    if args.checkpoint_interval < 0 or args.eval_episodes < 0:
-        fail("--checkpoint-interval and --eval-episodes must be >= 0")
-    if args.capture_video and args.env_backend != "gymnasium":
-        fail("--capture-video needs --env-backend gymnasium (the native ALE vector env renders no video)")
-    if args.track:
-        try:
-            import wandb  # noqa: F401
-        except ImportError:
-            fail("--track needs Weights and Biases: pip install wandb")
-    if args.capture_video:
-        try:
-            import moviepy  # noqa: F401
-        except ImportError:
-            fail('--capture-video needs moviepy: pip install -e ".[video]"')
-
-
 def atari_spec(env_id: str) -> dict:
-    """The registered kwargs (game, repeat_action_probability, ...) of an Atari id; exits 2 otherwise."""
+    """The registered kwargs (game, repeat_action_probability, ...) of an Atari id; a user error otherwise."""
     import ale_py
 
     gym.register_envs(ale_py)
@@ -174,31 +107,6 @@ def atari_spec(env_id: str) -> dict:
     if spec.entry_point != "ale_py.env:AtariEnv" or spec.kwargs.get("obs_type", "rgb") != "rgb":
         fail(f"--env-id {env_id!r} is not an Atari image environment (e.g. PongNoFrameskip-v4, ALE/Breakout-v5)")
     return dict(spec.kwargs)
-
-
-def make_run_name(args) -> str:
-    safe_env_id = args.env_id.replace("/", "-").replace(":", "-")
-    return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-
-
-def make_writer(args, run_name: str) -> SummaryWriter:
-    if args.track:
-        import wandb
-
-        wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
-    writer = SummaryWriter(f"runs/{run_name}")
-    writer.add_text(
-        "hyperparameters",
-        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-    )
-    return writer
-
-
-def seed_everything(seed: int, torch_deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.backends.cudnn.deterministic = torch_deterministic
 
 
 class NoopFireReset(gym.Wrapper):
@@ -213,74 +121,71 @@ class NoopFireReset(gym.Wrapper):
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
         noops = int(self.unwrapped.np_random.integers(1, self.noop_max + 1)) if self.noop_max > 0 else 0
-        for _ in range(noops + int(self.fire)):
-            action = 0 if noops > 0 else 1
-            noops -= 1
+        for action in [0] * noops + [1] * self.fire:
             obs, _, terminated, truncated, info = self.env.step(action)
             if terminated or truncated:
                 obs, info = self.env.reset(**kwargs)
         return obs, info
 
 
-def make_gym_env(env_id: str, spec_kwargs: dict, noop_max: int, idx: int, capture_video: bool, run_name: str):
+def make_gym_env(env_id: str, spec_kwargs: dict, noop_max: int, video_folder=None, first_game_only=False):
+    """The gymnasium-wrapper twin of the native env. With `video_folder` the game is recorded there:
+    on gymnasium's default schedule, or only its first game (`--play`)."""
+
     def thunk():
-        kwargs = dict(frameskip=1, repeat_action_probability=spec_kwargs.get("repeat_action_probability", 0.0),
-                      max_num_frames_per_episode=MAX_FRAMES_PER_EPISODE)
-        if capture_video and idx == 0:
-            env = gym.make(env_id, render_mode="rgb_array", **kwargs)
-            env = gym.wrappers.RecordVideo(env, f"videos/{run_name}")
-        else:
-            env = gym.make(env_id, **kwargs)
+        sticky = spec_kwargs.get("repeat_action_probability", 0.0)
+        kwargs = dict(frameskip=1, repeat_action_probability=sticky, max_num_frames_per_episode=MAX_FRAMES_PER_EPISODE)
+        env = gym.make(env_id, render_mode="rgb_array" if video_folder else None, **kwargs)
+        if video_folder:
+            trigger = (lambda episode: episode == 0) if first_game_only else None
+            env = gym.wrappers.RecordVideo(env, video_folder, episode_trigger=trigger)
         env = NoopFireReset(env, noop_max)
-        env = gym.wrappers.AtariPreprocessing(env, noop_max=0, frame_skip=4, screen_size=84,
-                                              terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False)
+        preprocessing = dict(noop_max=0, frame_skip=4, screen_size=84, grayscale_obs=True, scale_obs=False)
+        env = gym.wrappers.AtariPreprocessing(env, terminal_on_life_loss=False, **preprocessing)
         return gym.wrappers.FrameStackObservation(env, 4, padding_type="zero")
 
     return thunk
 
 
 class AtariGames:
-    """`num_envs` Atari games with the article's preprocessing, on either backend.
+    """`num_envs` Atari games with the article's preprocessing, on either backend: uint8 (num_envs, 4,
+    84, 84) frames (noop reset <= 30, frame skip 4 max-pooling the last two frames, FIRE after reset,
+    84x84 grey, 4 stacked), a game reset in the step it ends (its last frame in `final_obs`).
+    `step` returns, per game: the raw reward, `terminated` (game over, or a life lost: the training
+    signal), `truncated` (time limit), the info dict, and the raw score and length of the whole games
+    (all lives, unclipped) that ended in this step (`last_game_over` marks which). With `video_folder`
+    (gymnasium only) game 0 is recorded, or with `every_game` the first game of each env."""
 
-    Both backends give uint8 (num_envs, 4, 84, 84) frames (noop reset <= 30, frame skip 4 with a
-    max-pool over the last two frames, FIRE after reset, 84x84 grey, 4-frame stack, zero padded),
-    reset a game in the same step it ends (its last frame in `final_obs`), and report the lives
-    left. `step` returns, per game: the raw reward, `terminated` (game over, or a life lost: the
-    training signal), `truncated` (time limit), the info dict, and the raw score and length of the
-    whole games (all lives, unclipped) that ended in this step (`last_game_over` marks which).
-    """
-
-    def __init__(self, env_id: str, num_envs: int, backend: str, seed: int, noop_max: int = 30,
-                 capture_video: bool = False, run_name: str = ""):
+    def __init__(self, env_id, num_envs, backend, seed, noop_max=30, video_folder=None, every_game=False):
         spec_kwargs = atari_spec(env_id)
+        sticky = spec_kwargs.get("repeat_action_probability", 0.0)
+        same_step = gym.vector.AutoresetMode.SAME_STEP
         self.backend = backend
         if backend == "ale":
             from ale_py.vector_env import AtariVectorEnv
 
+            frames = dict(img_height=84, img_width=84, grayscale=True, stack_num=4, frameskip=4, maxpool=True)
+            # life_loss_info: a lost life reads as terminated and the game goes on (episodic_life would restart it)
+            resets = dict(noop_max=noop_max, use_fire_reset=True, episodic_life=False, life_loss_info=True)
+            game = dict(repeat_action_probability=sticky, full_action_space=spec_kwargs.get("full_action_space", False))
+            limits = dict(max_num_frames_per_episode=MAX_FRAMES_PER_EPISODE, reward_clipping=False)
             self.envs = AtariVectorEnv(
-                spec_kwargs["game"], num_envs, repeat_action_probability=spec_kwargs.get("repeat_action_probability", 0.0),
-                full_action_space=spec_kwargs.get("full_action_space", False),
-                max_num_frames_per_episode=MAX_FRAMES_PER_EPISODE, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-                img_height=84, img_width=84, grayscale=True, stack_num=4, frameskip=4, maxpool=True,
-                noop_max=noop_max, use_fire_reset=True, episodic_life=False, life_loss_info=True,
-                reward_clipping=False,
-            )  # life_loss_info: a lost life reads as terminated, the game goes on (episodic_life restarts it)
-        else:
-            self.envs = gym.vector.SyncVectorEnv(
-                [make_gym_env(env_id, spec_kwargs, noop_max, i, capture_video, run_name) for i in range(num_envs)],
-                autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+                spec_kwargs["game"], num_envs, **frames, **resets, **game, **limits, autoreset_mode=same_step
             )
+        else:
+            videos = [video_folder] + [None] * (num_envs - 1)  # game 0, on gymnasium's schedule
+            if video_folder and every_game:  # or the first game of each env, each in its own folder
+                videos = [f"{video_folder}/game-{i + 1}" for i in range(num_envs)]
+            thunks = [make_gym_env(env_id, spec_kwargs, noop_max, video, every_game) for video in videos]
+            self.envs = gym.vector.SyncVectorEnv(thunks, autoreset_mode=same_step)
         self.num_envs = num_envs
         self.single_action_space = self.envs.single_action_space
         self.seed = seed
-        self.game_return = np.zeros(num_envs)
-        self.game_length = np.zeros(num_envs, dtype=np.int64)
 
     def reset(self) -> np.ndarray:
         obs, info = self.envs.reset(seed=self.seed)
         self.lives = np.asarray(info["lives"]).copy()
-        self.game_return[:] = 0
-        self.game_length[:] = 0
+        self.game_return, self.game_length = np.zeros(self.num_envs), np.zeros(self.num_envs, dtype=np.int64)
         return obs
 
     def step(self, actions: np.ndarray):
@@ -297,11 +202,9 @@ class AtariGames:
         self.game_return += reward
         self.game_length += 1
         self.last_game_over = game_over
-        ended_returns = self.game_return[game_over].copy()
-        ended_lengths = self.game_length[game_over].copy()
-        self.game_return[game_over] = 0
-        self.game_length[game_over] = 0
-        return obs, reward, terminated, truncated, info, (ended_returns, ended_lengths)
+        ended = (self.game_return[game_over].copy(), self.game_length[game_over].copy())
+        self.game_return[game_over], self.game_length[game_over] = 0, 0
+        return obs, reward, terminated, truncated, info, ended
 
     def final_obs(self, info: dict, indices: np.ndarray) -> np.ndarray:
         return np.stack([info["final_obs"][i] for i in indices])
@@ -314,11 +217,6 @@ def layer_init(layer: nn.Module, std: float = np.sqrt(2), bias_const: float = 0.
     torch.nn.init.orthogonal_(layer.weight, std)
     torch.nn.init.constant_(layer.bias, bias_const)
     return layer
-
-
-def to_input(obs: torch.Tensor) -> torch.Tensor:
-    """uint8 frames -> floats in [0, 1], channels-last (the CPU conv backward is ~10x faster so)."""
-    return (obs.float() / 255.0).contiguous(memory_format=torch.channels_last)
 
 
 class Agent(nn.Module):
@@ -344,21 +242,21 @@ class Agent(nn.Module):
         self.actor = layer_init(nn.Linear(hidden, num_actions), 1.0)
         self.critic = layer_init(nn.Linear(hidden, 1), 1.0)
         self.hidden = hidden
-        self.convs.to(memory_format=torch.channels_last)  # see to_input
+        self.convs.to(memory_format=torch.channels_last)  # the CPU conv backward is ~10x faster so
 
     def initial_state(self, num_envs: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         return (torch.zeros(num_envs, self.hidden, device=device), torch.zeros(num_envs, self.hidden, device=device))
 
     def step(self, obs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
         """One step for a batch of games: uint8 frames -> (logits, value, new LSTM state)."""
-        h, c = self.lstm(self.convs(to_input(obs)), state)
+        x = (obs.float() / 255.0).contiguous(memory_format=torch.channels_last)
+        h, c = self.lstm(self.convs(x), state)
         return self.actor(h), self.critic(h).squeeze(-1), (h, c)
 
 
-def sample_actions(logits: torch.Tensor) -> torch.Tensor:
-    """One action per game from the policy's logits: `Categorical(logits=logits).sample()` without
-    building the distribution object (a measurable cost at 8 samples a step)."""
-    return torch.multinomial(torch.softmax(logits, dim=-1), 1).squeeze(-1)
+# one action per row of logits, drawn from the policy: `Categorical(logits=logits).sample()`, cheaper
+def sample_actions(logits):
+    return torch.multinomial(logits.softmax(-1), 1).squeeze(-1)
 
 
 def reset_lstm_state(state: tuple[torch.Tensor, torch.Tensor], dones: torch.Tensor):
@@ -367,36 +265,7 @@ def reset_lstm_state(state: tuple[torch.Tensor, torch.Tensor], dones: torch.Tens
     return state[0] * keep, state[1] * keep
 
 
-def discounted_returns(
-    rewards: torch.Tensor,
-    dones: torch.Tensor,
-    final_values: torch.Tensor,
-    last_value: torch.Tensor,
-    gamma: float,
-) -> torch.Tensor:
-    """The article's n-step returns for a (num_steps, num_envs) rollout, each step masked by its
-    OWN done flag: R_t = r_t + gamma * (final_values[t] if dones[t] else R_{t+1}), R_T = last_value.
-
-    `final_values[t]` is 0 for a termination and the critic's value of the final observation for a
-    truncation. (The article masks every step with `dones[-1]`, the last step's flag.)
-    """
-    returns = torch.zeros_like(rewards)
-    next_return = last_value
-    for t in reversed(range(rewards.shape[0])):
-        next_return = rewards[t] + gamma * torch.where(dones[t].bool(), final_values[t], next_return)
-        returns[t] = next_return
-    return returns
-
-
-def compute_gae(
-    rewards: torch.Tensor,
-    values: torch.Tensor,
-    dones: torch.Tensor,
-    final_values: torch.Tensor,
-    last_value: torch.Tensor,
-    gamma: float,
-    gae_lambda: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
+def compute_gae(rewards, values, dones, final_values, last_value, gamma: float, gae_lambda: float):
     """Generalised advantage estimates and returns for a (num_steps, num_envs) rollout.
 
     `dones[t]` is 1 where the episode ended *by* step t (terminated or truncated); the
@@ -405,15 +274,14 @@ def compute_gae(
     observation for a truncation, 0 for a termination. `last_value` is the value of the
     observation that follows the last step of the rollout.
     """
-    num_steps = rewards.shape[0]
+    next_values = torch.cat([values[1:], last_value.unsqueeze(0)])
+    next_values = torch.where(dones.bool(), final_values, next_values)
+    deltas = rewards + gamma * next_values - values
+    discounts = gamma * gae_lambda * (1.0 - dones)  # 0 where the episode ended: the recursion stops
     advantages = torch.zeros_like(rewards)
     lastgaelam = torch.zeros_like(last_value)
-    for t in reversed(range(num_steps)):
-        next_values = last_value if t == num_steps - 1 else values[t + 1]
-        next_values = torch.where(dones[t].bool(), final_values[t], next_values)
-        not_done = 1.0 - dones[t]
-        delta = rewards[t] + gamma * next_values - values[t]
-        lastgaelam = delta + gamma * gae_lambda * not_done * lastgaelam
+    for t in reversed(range(rewards.shape[0])):
+        lastgaelam = deltas[t] + discounts[t] * lastgaelam
         advantages[t] = lastgaelam
     return advantages, advantages + values
 
@@ -437,15 +305,11 @@ def make_storage(num_steps: int, num_envs: int, device: torch.device) -> dict:
 
 
 def collect_rollout(agent, envs, next_obs, state, storage, global_step, writer, recent_returns, device):
-    """Step the games `num_steps` times, filling `storage` in place; returns the rollout's logits
-    and values WITH their graph, so the loss differentiates the very forward pass that chose the
-    actions (same inputs, same LSTM state). The LSTM state is detached first: gradients flow back
-    through the rollout only (truncated BPTT over `num_steps`).
-
-    Rewards are clipped to [-1, 1] for training; whole-game raw scores are logged. The LSTM state is
-    zeroed for the games whose episode ended, after the truncated ones' final observation has been
-    valued with the state it belongs to.
-    """
+    """Step the games `num_steps` times, filling `storage` in place; returns the rollout's logits and
+    values WITH their graph, so the loss differentiates the very forward pass that chose the actions.
+    The LSTM state is detached first (truncated BPTT over `num_steps`), and zeroed for the games whose
+    episode ended, after a truncated game's final observation has been valued with its own state.
+    Rewards are clipped to [-1, 1] for training; whole-game raw scores are logged."""
     num_steps, num_envs = storage["rewards"].shape
     state = (state[0].detach(), state[1].detach())
     all_logits, all_values = [], []
@@ -478,73 +342,123 @@ def collect_rollout(agent, envs, next_obs, state, storage, global_step, writer, 
     return next_obs, state, global_step, torch.stack(all_logits), torch.stack(all_values)
 
 
-def atomic_save(obj: dict, path: str) -> None:
-    """A half-written file never replaces a good one."""
-    tmp_path = path + ".tmp"
-    torch.save(obj, tmp_path)
-    os.replace(tmp_path, path)
+# ----------------------------------------------------------------------------------------------
+# Plumbing: argument checks, run directory and writer, seeding, saving, stopping, console.
+# The same code in every script (tests/test_consistency.py); nothing below is the algorithm.
+# ----------------------------------------------------------------------------------------------
 
 
-def save_model(agent: nn.Module, args: Args, path: str) -> None:
-    atomic_save({"model": agent.state_dict(), "args": vars(args)}, path)
+def fail(message: str) -> NoReturn:
+    """A user error: one `error:` line on stderr (a multi-line message is joined), exit status 2."""
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    sys.exit(2)
 
 
-def save_checkpoint(agent, optimizer, global_step: int, args: Args, run_name: str, path: str) -> None:
-    atomic_save({"model": agent.state_dict(), "optimizer": optimizer.state_dict(), "global_step": global_step,
-                 "args": vars(args), "run_name": run_name}, path)
+def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
+    """The checks every script runs before anything is written: float flags are finite, the seed
+    fits numpy's seeding, the name makes a file name, the fields in `positive` are > 0, those in
+    `non_negative` >= 0, those in `at_most` ({name: bound}) no larger than their bound, and the
+    packages that `--track` and `--capture-video` need are installed."""
+
+    def flag(name):
+        return "--" + name.replace("_", "-")
+
+    for name, value in vars(args).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            fail(f"{flag(name)} must be a finite number, got {value}")
+    if not 0 <= args.seed < 2**32:
+        fail(f"--seed must be in [0, 2**32), got {args.seed}")
+    if not args.exp_name or "/" in args.exp_name or os.sep in args.exp_name or args.exp_name.startswith("."):
+        fail(f"--exp-name {args.exp_name!r} must be a plain file name (no '/', not starting with '.')")
+    for name in positive:
+        if getattr(args, name) <= 0:
+            fail(f"{flag(name)} must be positive, got {getattr(args, name)}")
+    for name in non_negative:
+        if getattr(args, name) < 0:
+            fail(f"{flag(name)} must be >= 0, got {getattr(args, name)}")
+    for name, bound in (at_most or {}).items():
+        if getattr(args, name) > bound:
+            fail(f"{flag(name)} {getattr(args, name)} is more than this script allows ({bound})")
+    if args.track and importlib.util.find_spec("wandb") is None:
+        fail("--track needs Weights and Biases: pip install wandb")
+    if args.capture_video and None in (importlib.util.find_spec("moviepy"), importlib.util.find_spec("pygame")):
+        fail('--capture-video needs moviepy and pygame: pip install -e ".[video]"')
 
 
-def load_checkpoint(path: str) -> dict:
-    """Read a checkpoint for `--resume`; a missing or malformed file is a user error (exit 2)."""
+def make_run_name(args) -> str:
+    safe_env_id = args.env_id.replace("/", "-").replace(":", "-")
+    return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+
+
+def make_writer(args, run_name: str) -> SummaryWriter:
+    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer,
+    with the hyper-parameters as a text table first."""
+    run_dir = f"runs/{run_name}"
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        fail(f"--resume {path!r} cannot be read: {type(e).__name__}: {e}")
-    missing = {"model", "optimizer", "global_step", "args", "run_name"} - set(checkpoint if isinstance(checkpoint, dict) else ())
-    if missing:
-        fail(f"--resume {path!r} is not a checkpoint of this script (missing {sorted(missing)})")
-    return checkpoint
+        os.makedirs(run_dir)
+    except OSError as e:  # `runs` is a file, or a directory we may not write to
+        fail(f"cannot write the run directory {run_dir!r}: {e.strerror or e}")
+    if args.track:
+        import wandb
+
+        wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
+    writer = SummaryWriter(run_dir)
+    table = "".join(f"\n|{key}|{value}|" for key, value in vars(args).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|{table}")
+    return writer
 
 
-def resume_args(args: Args, checkpoint: dict, argv: list[str]) -> Args:
-    """The checkpoint's settings, overridden by the flags given on the command line (`argv`)."""
-    given = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
-    saved = checkpoint["args"]
-    if "env_id" in given and args.env_id != saved["env_id"]:
-        fail(f"--env-id {args.env_id!r} differs from the checkpoint's {saved['env_id']!r}")
-    for key, value in saved.items():
-        if key in Args.__dataclass_fields__ and key not in given and key != "resume":
-            setattr(args, key, value)
-    return args
+def seed_everything(seed: int, torch_deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = torch_deterministic
 
 
-def load_model(path: str, device: torch.device = torch.device("cpu")) -> tuple[Agent, dict]:
-    """Load a `--save-model` file: returns the agent (in eval mode) and the Args as a dict."""
-    checkpoint = torch.load(path, map_location=device, weights_only=True)
-    agent = Agent(checkpoint["model"]["actor.weight"].shape[0]).to(device)
-    agent.load_state_dict(checkpoint["model"])
-    return agent.eval(), checkpoint["args"]
+class StopFlag:
+    """Ctrl-C (SIGINT) and SIGTERM ask the loop to stop at the end of the current iteration, so
+    that no optimizer step is cut in half, the writer is closed and the model saved; the script
+    then exits 130. A second signal aborts at once, except while the results are being saved."""
+
+    def __init__(self):
+        self.requested = False
+        self.saving = False
+        signal.signal(signal.SIGINT, self)
+        signal.signal(signal.SIGTERM, self)
+
+    def __call__(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.saving:
+            print(f"{name}: still saving, please wait", file=sys.stderr, flush=True)
+        elif self.requested:
+            print(f"{name}: aborting", file=sys.stderr, flush=True)
+            sys.exit(130)
+        else:
+            self.requested = True
+            print(f"{name}: stopping after this iteration (again to abort)", file=sys.stderr, flush=True)
 
 
-@torch.no_grad()
-def evaluate(agent, args: Args, num_games: int, seed: int, device) -> list[float]:
-    """Play `num_games` whole games at once, one per env (stochastic policy, as trained), and return
-    their raw scores; one game per env, so short games are not over-represented."""
-    envs = AtariGames(args.env_id, num_games, args.env_backend, seed)
-    obs = torch.as_tensor(envs.reset(), device=device)
-    state = agent.initial_state(num_games, device)
-    scores = np.full(num_games, np.nan)
-    while np.isnan(scores).any():
-        logits, _, state = agent.step(obs, state)
-        action = sample_actions(logits)
-        obs, _, terminated, truncated, _, (game_returns, _) = envs.step(action.cpu().numpy())
-        ended = np.flatnonzero(envs.last_game_over)
-        first = np.isnan(scores[ended])
-        scores[ended[first]] = game_returns[first]
-        state = reset_lstm_state(state, torch.as_tensor(terminated | truncated, device=device))
-        obs = torch.as_tensor(obs, device=device)
-    envs.close()
-    return [float(s) for s in scores]
+def atomic_save(obj: dict, path: str) -> None:
+    """Write to a temporary file, then rename: a half-written file never replaces a good one."""
+    torch.save(obj, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def load_saved(path: str, env_id: str) -> dict:
+    """A `--save-model` file or checkpoint written by this script for `env_id`, for `--play` or
+    `--resume`; a missing, unreadable or foreign file is a user error."""
+    if not os.path.isfile(path):
+        fail(f"{path!r}: no such file")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # not a torch file, truncated, pickled objects
+        fail(f"{path!r} cannot be read as a saved model: {type(e).__name__}: {e}")
+    if not isinstance(saved, dict) or saved.get("script") != SCRIPT or "model" not in saved:
+        found = saved.get("script") if isinstance(saved, dict) else None
+        fail(f"{path!r} was not saved by {SCRIPT}.py (its script: {found or 'unknown'})")
+    if saved["args"]["env_id"] != env_id:
+        fail(f"{path!r} was trained on {saved['args']['env_id']}; add --env-id {saved['args']['env_id']}")
+    return saved
 
 
 def format_seconds(seconds: float) -> str:
@@ -552,139 +466,232 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-if __name__ == "__main__":
-    args = parse_args()
-    checkpoint = None
-    if args.resume is not None:
-        checkpoint = load_checkpoint(args.resume)
-        args = resume_args(args, checkpoint, sys.argv[1:])
-    validate_args(args)
+def validate_args(args: Args) -> None:
+    check_args(
+        args,
+        positive=["total_timesteps", "num_envs", "num_steps", "learning_rate", "max_grad_norm", "torch_threads"],
+        non_negative=["ent_coef", "vf_coef", "checkpoint_interval", "eval_episodes"],
+        at_most={"num_envs": 1024, "eval_episodes": 1024},  # one game each, all at once
+    )
     atari_spec(args.env_id)
+    if not 0.0 < args.gamma <= 1.0 or not 0.0 <= args.gae_lambda <= 1.0:
+        fail(f"--gamma must be in (0, 1] and --gae-lambda in [0, 1], got {args.gamma} and {args.gae_lambda}")
+    if args.play is not None and args.eval_episodes == 0:
+        fail("--play needs --eval-episodes of at least 1")
+    if args.play is None and args.total_timesteps < args.num_envs * args.num_steps:
+        fail(f"--total-timesteps {args.total_timesteps} is smaller than one rollout ({args.num_envs * args.num_steps})")
+    if args.play is None and args.capture_video and args.env_backend != "gymnasium":
+        fail("--capture-video needs --env-backend gymnasium (the native ALE vector env renders no video)")
+
+
+@torch.no_grad()
+def run_episodes(agent, args, num_games: int, seed: int, device, greedy=False, video_folder=None, stop=None):
+    """Play `num_games` whole games at once, one per env (so short games are not over-represented), with
+    the training preprocessing; returns the raw scores and lengths (agent steps) of the games, all of
+    them unless a raised `stop` flag ended the play. With `video_folder`, every game is recorded there."""
+    backend = "gymnasium" if video_folder else args.env_backend  # the same frames; only gymnasium renders
+    envs = AtariGames(args.env_id, num_games, backend, seed, video_folder=video_folder, every_game=True)
+    obs = torch.as_tensor(envs.reset(), device=device)
+    state = agent.initial_state(num_games, device)
+    scores, lengths = np.full(num_games, np.nan), np.zeros(num_games, dtype=np.int64)
+    while np.isnan(scores).any() and not (stop is not None and stop.requested):
+        logits, _, state = agent.step(obs, state)
+        action = logits.argmax(-1) if greedy else sample_actions(logits)
+        obs, _, terminated, truncated, _, (game_returns, game_lengths) = envs.step(action.cpu().numpy())
+        ended = np.flatnonzero(envs.last_game_over)
+        first = np.isnan(scores[ended])
+        scores[ended[first]], lengths[ended[first]] = game_returns[first], game_lengths[first]
+        state = reset_lstm_state(state, torch.as_tensor(terminated | truncated, device=device))
+        obs = torch.as_tensor(obs, device=device)
+    envs.close()
+    done = ~np.isnan(scores)
+    return [float(s) for s in scores[done]], [int(n) for n in lengths[done]]
+
+
+def save_model(agent: nn.Module, args: Args, path: str) -> None:
+    atomic_save({"script": SCRIPT, "model": agent.state_dict(), "args": vars(args)}, path)
+
+
+def save_checkpoint(agent, optimizer, global_step: int, args: Args, run_name: str, path: str) -> None:
+    state = {"optimizer": optimizer.state_dict(), "global_step": global_step, "run_name": run_name}
+    atomic_save({"script": SCRIPT, "model": agent.state_dict(), "args": vars(args), **state}, path)
+
+
+def load_agent(saved: dict, path: str, device) -> Agent:
+    """The agent (eval mode) of a file read by `load_saved`; a network of another shape is a user error."""
+    try:
+        agent = Agent(saved["model"]["actor.weight"].shape[0])
+        agent.load_state_dict(saved["model"])
+    except (KeyError, RuntimeError) as e:
+        fail(f"{path!r} does not hold this script's network: {type(e).__name__}: {e}")
+    return agent.to(device).eval()
+
+
+def resume_from(args: Args, argv: list[str]) -> dict:
+    """The `--resume` checkpoint; its settings replace those in `args` except the flags given in `argv`
+    (`--flag value`, `--flag=value`, `--no-flag`)."""
+    checkpoint = load_saved(args.resume, args.env_id)
+    missing = {"optimizer", "global_step", "run_name"} - set(checkpoint)
+    if missing:
+        fail(f"--resume {args.resume!r} is a saved model, not a checkpoint (it has no {', '.join(sorted(missing))})")
+    given = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+    given |= {name[3:] for name in given if name.startswith("no_")}
+    for key, value in checkpoint["args"].items():
+        if key in Args.__dataclass_fields__ and key not in given and key != "resume":
+            setattr(args, key, value)
+    return checkpoint
+
+
+def start_state(args: Args, checkpoint: Optional[dict], num_actions: int, device):
+    """The agent and its optimizer: fresh, or the `--resume` checkpoint's (with the current learning rate)."""
+    agent = Agent(num_actions).to(device) if checkpoint is None else load_agent(checkpoint, args.resume, device).train()
+    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, fused=device.type in ("cpu", "cuda"))
+    if checkpoint is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        optimizer.param_groups[0]["lr"] = args.learning_rate
+    return agent, optimizer
+
+
+def resume_writer(args: Args, run_name: str, global_step: int) -> SummaryWriter:
+    """The resumed run's writer, in its old run directory. TensorBoard drops the points that the
+    interrupted run logged after its checkpoint (steps > `global_step`), keeping the one at it."""
+    try:
+        os.makedirs(f"runs/{run_name}", exist_ok=True)
+    except OSError as e:
+        fail(f"cannot write the run directory 'runs/{run_name}': {e.strerror or e}")
+    if args.track:
+        import wandb
+
+        wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
+    print(f"resumed {run_name} at step {global_step}")
+    return SummaryWriter(f"runs/{run_name}", purge_step=global_step + 1)
+
+
+def print_scores(returns: list, lengths: list) -> None:
+    """`--play`'s console report: one line per episode, then the mean."""
+    for i, (ret, length) in enumerate(zip(returns, lengths), start=1):
+        print(f"episode {i}: score {ret:g}, length {length}")
+    if returns:
+        print(f"mean score over {len(returns)} episodes: {np.mean(returns):.2f} ± {np.std(returns):.2f}")
+
+
+def play(args: Args, stop: StopFlag, device) -> None:
+    """`--play`: the saved agent plays `--eval-episodes` whole games; nothing is written but videos."""
+    agent = load_agent(load_saved(args.play, args.env_id), args.play, device)
+    video_folder = f"videos/{make_run_name(args)}__play" if args.capture_video else None
+    scores, lengths = run_episodes(agent, args, args.eval_episodes, args.seed, device, args.greedy, video_folder, stop)
+    print_scores(scores, lengths)
+    if video_folder:
+        print(f"videos saved to {video_folder}/")
+
+
+if __name__ == "__main__":
+    args = tyro.cli(Args)
+    stop = StopFlag()
+    checkpoint = resume_from(args, sys.argv[1:]) if args.resume and not args.play else None
+    validate_args(args)
+    torch.set_num_threads(args.torch_threads)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    if args.play:
+        play(args, stop, device)
+        sys.exit(130 if stop.requested else 0)
     args.batch_size = int(args.num_envs * args.num_steps)
     args.num_iterations = args.total_timesteps // args.batch_size
+    global_step = int(checkpoint["global_step"]) if checkpoint else 0
     run_name = checkpoint["run_name"] if checkpoint else make_run_name(args)
-    writer = make_writer(args, run_name)
-
-    envs, agent, optimizer = None, None, None
-    global_step, interrupted, resumable = 0, False, False  # resumable: a Ctrl-C checkpoint would be valid
+    writer = resume_writer(args, run_name, global_step) if checkpoint else make_writer(args, run_name)
     checkpoint_path = f"runs/{run_name}/checkpoint.pt"
-    try:
-        # seeding
-        seed_everything(args.seed, args.torch_deterministic)
-        torch.set_num_threads(args.torch_threads)
-        device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
-        # env setup
-        if checkpoint:
-            global_step = int(checkpoint["global_step"])
-            # new games after a resume: reseed so they differ from the first start's
-            seed_everything(args.seed + global_step, args.torch_deterministic)
-        envs = AtariGames(args.env_id, args.num_envs, args.env_backend, args.seed + global_step,
-                          capture_video=args.capture_video, run_name=run_name)
-        num_actions = int(envs.single_action_space.n)
-        agent = Agent(num_actions).to(device)
-        optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, fused=device.type in ("cpu", "cuda"))
-        if checkpoint:
-            agent.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+    # seeding
+    seed_everything(args.seed + global_step, args.torch_deterministic)  # a resumed run plays new games
 
-            # TensorBoard drops the points logged after the checkpoint by the interrupted run
-            writer.file_writer.add_event(Event(step=global_step, session_log=SessionLog(status=SessionLog.START)))
-            print(f"resumed {run_name} at step {global_step}")
-        resumable = True
+    # env setup
+    video_folder = f"videos/{run_name}" if args.capture_video else None
+    envs = AtariGames(args.env_id, args.num_envs, args.env_backend, args.seed + global_step, video_folder=video_folder)
+    agent, optimizer = start_state(args, checkpoint, int(envs.single_action_space.n), device)
 
-        # storage
-        storage = make_storage(args.num_steps, args.num_envs, device)
-        next_obs = torch.as_tensor(envs.reset(), device=device)
-        state = agent.initial_state(args.num_envs, device)
-        recent_returns = deque(maxlen=20)
-        first_step = global_step
-        log_every = max(1, 4000 // args.batch_size)  # losses every ~4000 steps: logging is not free
-        print_every = max(1, args.num_iterations // 200)
-        start_time = time.time()
-        print(f"{args.env_id}: {args.num_envs} games ({args.env_backend}), run dir runs/{run_name}", flush=True)
+    # storage
+    storage = make_storage(args.num_steps, args.num_envs, device)
+    next_obs = torch.as_tensor(envs.reset(), device=device)
+    state = agent.initial_state(args.num_envs, device)
+    recent_returns = deque(maxlen=20)
+    first_step = global_step
+    log_every = max(1, 4000 // args.batch_size)  # losses every ~4000 steps: logging is not free
+    print_every = max(1, args.num_iterations // 200)
+    start_time = time.time()
+    print(f"{args.env_id}: {args.num_envs} games ({args.env_backend}), run dir runs/{run_name}", flush=True)
 
-        for iteration in range(global_step // args.batch_size + 1, args.num_iterations + 1):
-            # rollout
-            next_obs, state, global_step, logits, values = collect_rollout(
-                agent, envs, next_obs, state, storage, global_step, writer, recent_returns, device
+    for iteration in range(global_step // args.batch_size + 1, args.num_iterations + 1):
+        if stop.requested:
+            break
+
+        # rollout
+        next_obs, state, global_step, logits, values = collect_rollout(
+            agent, envs, next_obs, state, storage, global_step, writer, recent_returns, device
+        )
+
+        # advantages
+        with torch.no_grad():
+            _, last_value, _ = agent.step(next_obs, state)  # bootstrap; the carried state is not advanced
+            rewards, dones, final_values = storage["rewards"], storage["dones"], storage["final_values"]
+            _, returns = compute_gae(rewards, values, dones, final_values, last_value, args.gamma, args.gae_lambda)
+
+        # update
+        loss, pg_loss, v_loss, entropy = a2c_loss(
+            logits, values, storage["actions"], returns, args.ent_coef, args.vf_coef
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+        optimizer.step()
+        last = iteration == args.num_iterations
+        interval = args.checkpoint_interval
+        if interval and (global_step // interval > (global_step - args.batch_size) // interval or last):
+            save_checkpoint(agent, optimizer, global_step, args, run_name, checkpoint_path)  # the end too: extendable
+
+        # logging
+        elapsed = time.time() - start_time
+        sps = int((global_step - first_step) / elapsed)
+        if iteration % log_every == 0 or last:
+            var_y = torch.var(returns)
+            explained_var = float("nan") if var_y == 0 else float(1 - torch.var(returns - values.detach()) / var_y)
+            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+            writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+            writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
+            writer.add_scalar("losses/entropy", entropy.item(), global_step)
+            writer.add_scalar("losses/explained_variance", explained_var, global_step)
+            writer.add_scalar("charts/SPS", sps, global_step)
+        if iteration % print_every == 0 or last:
+            mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
+            left = elapsed / max(global_step - first_step, 1) * (args.total_timesteps - global_step)
+            print(
+                f"step {global_step:>9d}/{args.total_timesteps} | return(20) {mean_return} | "
+                f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
+                flush=True,
             )
-
-            # advantages
-            with torch.no_grad():
-                _, last_value, _ = agent.step(next_obs, state)  # bootstrap; the carried state is not advanced
-                if args.gae_lambda == 1.0:
-                    returns = discounted_returns(
-                        storage["rewards"], storage["dones"], storage["final_values"], last_value, args.gamma
-                    )
-                else:
-                    _, returns = compute_gae(
-                        storage["rewards"], values.detach(), storage["dones"], storage["final_values"],
-                        last_value, args.gamma, args.gae_lambda,
-                    )
-
-            # update
-            loss, pg_loss, v_loss, entropy = a2c_loss(
-                logits, values, storage["actions"], returns, args.ent_coef, args.vf_coef
-            )
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
-            optimizer.step()
-
-            if args.checkpoint_interval and (
-                global_step // args.checkpoint_interval > (global_step - args.batch_size) // args.checkpoint_interval
-                or iteration == args.num_iterations  # the end too, so a finished run can be extended
-            ):
-                save_checkpoint(agent, optimizer, global_step, args, run_name, checkpoint_path)
-
-            # logging
-            if iteration % log_every == 0 or iteration == args.num_iterations:
-                elapsed = time.time() - start_time
-                sps = int((global_step - first_step) / elapsed)
-                y_pred, y_true = values.detach(), returns
-                var_y = torch.var(y_true)
-                explained_var = float("nan") if var_y == 0 else float(1 - torch.var(y_true - y_pred) / var_y)
-                writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
-                writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
-                writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
-                writer.add_scalar("losses/entropy", entropy.item(), global_step)
-                writer.add_scalar("losses/explained_variance", explained_var, global_step)
-                writer.add_scalar("charts/SPS", sps, global_step)
-            if iteration % print_every == 0 or iteration == args.num_iterations:
-                elapsed = time.time() - start_time
-                sps = int((global_step - first_step) / elapsed)
-                mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
-                left = elapsed / max(global_step - first_step, 1) * (args.total_timesteps - global_step)
-                print(
-                    f"step {global_step:>9d}/{args.total_timesteps} | return(20) {mean_return} | "
-                    f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
-                    flush=True,
-                )
-    except KeyboardInterrupt:
-        interrupted = True
-        if resumable:
-            save_checkpoint(agent, optimizer, global_step, args, run_name, checkpoint_path)
-            print(f"interrupted at step {global_step}; checkpoint saved to {checkpoint_path}", file=sys.stderr)
 
     # shutdown
-    if envs is not None:
-        envs.close()
-    if args.save_model and agent is not None:
-        model_path = f"runs/{run_name}/{args.exp_name}.pt"
+    stop.saving = True
+    envs.close()
+    if stop.requested:
+        save_checkpoint(agent, optimizer, global_step, args, run_name, checkpoint_path)
+        print(f"stopped at step {global_step}; checkpoint saved to {checkpoint_path}", file=sys.stderr)
+    model_path = f"runs/{run_name}/{args.exp_name}.pt"
+    if args.save_model:
         save_model(agent, args, model_path)
         print(f"model saved to {model_path}")
-        if not interrupted and args.eval_episodes > 0:
-            eval_agent, _ = load_model(model_path, device)
-            eval_returns = evaluate(eval_agent, args, args.eval_episodes, args.seed + 10_000, device)
-            for idx, episodic_return in enumerate(eval_returns):
-                writer.add_scalar("eval/episodic_return", episodic_return, idx)
+    stop.saving = False  # a signal during the evaluation games ends them
+    if args.save_model and not stop.requested and args.eval_episodes > 0:
+        eval_agent = load_agent(load_saved(model_path, args.env_id), model_path, device)
+        eval_returns, _ = run_episodes(eval_agent, args, args.eval_episodes, args.seed + 10_000, device, stop=stop)
+        for idx, episodic_return in enumerate(eval_returns):
+            writer.add_scalar("eval/episodic_return", episodic_return, idx)
+        if eval_returns:  # none when a signal ended the games early
             print(f"eval: {len(eval_returns)} games, return {np.mean(eval_returns):.2f} ± {np.std(eval_returns):.2f}")
     writer.close()
     if args.track:
         import wandb
 
         wandb.finish()
-    if interrupted:
+    if stop.requested:
         sys.exit(130)

@@ -7,53 +7,21 @@ copy has no title or URL; it opens "A3C算法(Asynchronous advantage actor criti
 小车上的旗杆屹立不倒?TensorFlow利用A3C算法训练智能体玩CartPole游戏"
 (https://www.cnblogs.com/alan-blog-TsingHua/p/9733925.html, a translation of
 https://medium.com/tensorflow/deep-reinforcement-learning-playing-cartpole-through-asynchronous-advantage-actor-critic-a3c-7eab2eea5296).
+Where the script departs from the articles, and why: the README's table for this script.
+
+One model and one SharedAdam live in shared memory; each of `--num-processes` worker processes
+copies the weights, plays `--num-steps` steps and steps the shared optimizer with its gradients,
+without a lock (Hogwild!). A test process plays greedy episodes; only the parent writes logs.
 
 Usage:
     python a3c_pong_hogwild.py                                   # PongDeterministic-v4, one worker per core
     python a3c_pong_hogwild.py --num-processes 16 --save-model   # the article's 16-process set-up
     python a3c_pong_hogwild.py --env-id CartPole-v1 --num-processes 2
     python a3c_pong_hogwild.py --resume runs/<run name>/checkpoint.pt
-
-How it works: the parent process owns one model in shared memory (`share_memory()`) and, by
-default, a `SharedAdam` whose step counts and moments are in shared memory too. Each of the
-`--num-processes` training workers (started by a fork server, or spawned; never forked from this
-process; one torch thread each) copies the shared weights into a local model, plays up to
-`--num-steps` steps of its own env,
-computes the A3C loss, and writes its gradients into the shared parameters and steps the
-optimizer without any lock (Hogwild!). A shared counter of env steps ends the run at
-`--total-timesteps`. A separate test process plays greedy episodes with the shared weights
-every `--eval-interval` steps. Only the parent writes TensorBoard: workers and the test
-process send their episode statistics, losses and evaluations through a multiprocessing queue.
-
-The defaults that differ between the two articles are `None` in Args and resolved from the
-observation space: an image observation (Atari) takes article 002's values, a flat vector
-observation (classic control) article 001's (see MODE_DEFAULTS). A value given on the command
-line always wins.
-
-Departures from the articles:
-- gymnasium 1.x API (`reset(seed=...)`, 5-tuple `step`), terminated vs truncated: a time-limit
-  truncation is bootstrapped from the critic, a termination is not;
-- `PongDeterministic-v4` (and any `<Game>Deterministic-v4`) is no longer registered by ale-py;
-  it is mapped to its old meaning: `<Game>NoFrameskip-v4` with a fixed frame skip of 4, no
-  sticky actions and at most 100000 steps per episode;
-- SharedAdam is rewritten for today's torch (keyword `alpha=`/`value=` arithmetic, the same
-  update as `torch.optim.Adam`); gradients are copied into the shared parameters explicitly on
-  every update (torch 2.x `zero_grad()` sets them to None, which breaks the article's trick of
-  pointing the shared `.grad` at the local one once);
-- the "forkserver" start method ("spawn" where there is none) and `torch.set_num_threads(1)`
-  inside each worker (setting `OMP_NUM_THREADS` after importing torch and then forking can hang
-  the workers);
-- CartPole runs in processes, not threads (the article's threads share one GIL), uses the
-  same PyTorch A3C machinery as Pong (summed losses, entropy as a bonus: article 001's code has
-  the entropy sign reversed), and does not overwrite the terminal reward with -1;
-- the test process plays `--test-episodes` episodes every `--eval-interval` steps instead of
-  back to back, so that it does not take a core from the workers;
-- the parent supervises its children: a failing worker stops the run with its error, Ctrl-C
-  saves and exits 130; checkpoints and `--resume`.
+    python a3c_pong_hogwild.py --play runs/<run name>/a3c_pong_hogwild.pt   # watch a saved model play
 """
 
-import contextlib
-import io
+import importlib.util
 import math
 import os
 import random
@@ -62,10 +30,11 @@ import sys
 import time
 import traceback
 from collections import deque
-from queue import Empty
 from dataclasses import dataclass
-from typing import Optional
+from queue import Empty
+from typing import NoReturn, Optional
 
+import ale_py
 import cv2
 import gymnasium as gym
 import numpy as np
@@ -75,6 +44,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import tyro
 from torch.utils.tensorboard import SummaryWriter
+
+SCRIPT = "a3c_pong_hogwild"  # recorded in every saved file; --play and --resume check it
 
 
 @dataclass
@@ -96,14 +67,14 @@ class Args:
 
     env_id: str = "PongDeterministic-v4"
     """an Atari id or a flat-Box env with Discrete actions (`env_name` in the article); `<Game>Deterministic-v4` = `<Game>NoFrameskip-v4` with frameskip 4, no sticky actions"""
-    total_timesteps: Optional[int] = None
-    """total env steps over all workers (`max_steps` in the article); default 2000000 (Atari), 500000 (classic control)"""
+    total_timesteps: int = 2_000_000
+    """total env steps over all workers (`max_steps` in the article); classic control: 500000 unless given"""
 
     # Algorithm specific arguments
-    num_processes: Optional[int] = None
-    """the number of training worker processes; default: the number of CPU cores"""
-    learning_rate: Optional[float] = None
-    """the Adam learning rate (`lr` in the articles); default 1e-4 (Atari), 5e-4 (classic control)"""
+    num_processes: int = os.cpu_count() or 1
+    """the number of training worker processes (default: the number of CPU cores)"""
+    learning_rate: float = 1e-4
+    """the Adam learning rate (`lr` in the articles); classic control: 5e-4 unless given"""
     num_steps: int = 20
     """the steps of a rollout between updates, cut short at an episode end (`update_freq` in article 001)"""
     gamma: float = 0.99
@@ -118,97 +89,36 @@ class Args:
     """the maximum norm for gradient clipping of each worker's gradients"""
     shared_optimizer: bool = True
     """if toggled, one SharedAdam (moments in shared memory) serves all workers; `--no-shared-optimizer` gives each its own Adam"""
-    clip_rewards: Optional[bool] = None
-    """if toggled, training rewards are clipped to [-1, 1] (logged returns never are); default on (Atari), off (classic control)"""
+    clip_rewards: bool = True
+    """if toggled, training rewards are clipped to [-1, 1] (logged returns never are); classic control: off unless given"""
     max_episode_steps: Optional[int] = None
     """cut (truncate) an episode after this many steps (`max_episode_length` in the article); default: the env's own limit"""
-    eval_interval: Optional[int] = None
-    """env steps between two evaluations of the test process; default 50000 (Atari), 10000 (classic control)"""
-    test_episodes: Optional[int] = None
-    """greedy episodes the test process plays per evaluation (0: no test process); default 1 (Atari), 20 (classic control)"""
+    eval_interval: int = 50_000
+    """env steps between two evaluations of the test process; classic control: 10000 unless given"""
+    test_episodes: int = 1
+    """greedy episodes the test process plays per evaluation (0: no test process); classic control: 20 unless given"""
     greedy_eval: bool = True
     """if toggled, the test process takes the most likely action (as in the articles); `--no-greedy-eval` samples"""
     max_repeat_actions: int = 100
-    """the test process ends an episode stuck on one action for this many steps (0: never)"""
+    """the test process cuts an episode stuck on one action for this many steps (0: never); logged apart as `eval/cut_return`"""
     checkpoint_interval: int = 500000
-    """save `runs/<run name>/checkpoint.pt` every this many env steps (0: never)"""
+    """save `runs/<run name>/checkpoint.pt` every this many env steps and on Ctrl-C or SIGTERM (0: never)"""
     resume: Optional[str] = None
     """resume from a checkpoint file: shared weights, SharedAdam state and step counter"""
     eval_episodes: int = 10
-    """the number of evaluation episodes run with the saved model (with `--save-model`)"""
+    """the number of evaluation episodes run with the saved model (with `--save-model`), or played with `--play`"""
+    play: Optional[str] = None
+    """a `--save-model` file or checkpoint of this script: play `--eval-episodes` episodes with it, print the scores, write nothing else"""
+    greedy: bool = True
+    """with `--play`: take the most likely action (`--no-greedy` samples from the policy)"""
 
 
-# values of the `None` defaults above, per kind of observation
-MODE_DEFAULTS = {
-    "atari": dict(
-        total_timesteps=2_000_000, learning_rate=1e-4, clip_rewards=True, eval_interval=50_000, test_episodes=1
-    ),
-    "classic": dict(
-        total_timesteps=500_000, learning_rate=5e-4, clip_rewards=False, eval_interval=10_000, test_episodes=20
-    ),
-}
+# article 001's values: a classic-control env (flat observation) takes them for the flags not given
+CLASSIC_DEFAULTS = dict(
+    total_timesteps=500_000, learning_rate=5e-4, clip_rewards=False, eval_interval=10_000, test_episodes=20
+)
 # each worker reports its losses averaged over this many updates
 LOSS_REPORT_UPDATES = 10
-# testing hook, not a flag: the training worker with this rank raises after its first update
-FAIL_WORKER_ENV = "A3C_HOGWILD_FAIL_WORKER"
-
-
-def fail(message: str) -> None:
-    """A user error: one line on stderr (a multi-line message, e.g. from an exception, is joined),
-    exit status 2, before anything is written."""
-    print("error: " + " ".join(message.split()), file=sys.stderr)
-    sys.exit(2)
-
-
-def parse_args() -> Args:
-    """`tyro.cli(Args)`, with a parse error (a bad value, an unknown flag) shortened from tyro's box to
-    one `error:` line; --help is untouched."""
-    captured = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(captured):
-            return tyro.cli(Args)
-    except SystemExit as e:
-        box = [line.strip("│╭╰─ ") for line in captured.getvalue().splitlines()]
-        message = []
-        for line in box[1:]:  # box[0] is the title bar; the message runs to the first rule
-            if not line:
-                break
-            message.append(line)
-        if e.code == 2 and message:
-            guess = box[box.index("Perhaps you meant:") + 1].split()[0] if "Perhaps you meant:" in box else ""
-            fail(" ".join(message) + (f" (did you mean {guess}?)" if guess else " (see --help)"))
-        sys.stderr.write(captured.getvalue())
-        raise
-
-
-def make_run_name(args) -> str:
-    safe_env_id = args.env_id.replace("/", "-").replace(":", "-")
-    return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-
-
-def make_writer(args, run_name: str) -> SummaryWriter:
-    if args.track:
-        import wandb
-
-        wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
-    writer = SummaryWriter(f"runs/{run_name}")
-    writer.add_text(
-        "hyperparameters",
-        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-    )
-    return writer
-
-
-def seed_everything(seed: int, torch_deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.backends.cudnn.deterministic = torch_deterministic
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,7 +134,7 @@ def resolve_env_id(env_id: str) -> tuple[str, dict]:
 
 
 def env_kind(observation_space: gym.Space) -> Optional[str]:
-    """"atari" for an RGB frame, "classic" for a flat vector, None for anything else."""
+    """ "atari" for an RGB frame, "classic" for a flat vector, None for anything else."""
     if isinstance(observation_space, gym.spaces.Box):
         if len(observation_space.shape) == 3 and observation_space.shape[-1] == 3:
             return "atari"
@@ -241,15 +151,6 @@ def process_frame42(frame: np.ndarray) -> np.ndarray:
     frame = cv2.resize(frame, (42, 42))
     frame = frame.mean(2, keepdims=True).astype(np.float32) * (1.0 / 255.0)
     return np.moveaxis(frame, -1, 0)
-
-
-class Rescale42x42(gym.ObservationWrapper):
-    def __init__(self, env: gym.Env):
-        super().__init__(env)
-        self.observation_space = gym.spaces.Box(0.0, 1.0, (1, 42, 42), np.float32)
-
-    def observation(self, observation):
-        return process_frame42(observation)
 
 
 class RunningFrameNorm(gym.ObservationWrapper):
@@ -286,33 +187,9 @@ def make_env(env_id: str, max_episode_steps: Optional[int] = None, video_folder:
         env = gym.wrappers.RecordVideo(env, video_folder, episode_trigger=lambda episode: True)
     env = gym.wrappers.RecordEpisodeStatistics(env)
     if env_kind(env.observation_space) == "atari":
-        env = RunningFrameNorm(Rescale42x42(env))
+        frame_space = gym.spaces.Box(0.0, 1.0, (1, 42, 42), np.float32)
+        env = RunningFrameNorm(gym.wrappers.TransformObservation(env, process_frame42, frame_space))
     return env
-
-
-def check_env(env_id: str) -> str:
-    """Build the env once; fail unless its spaces are supported. Returns its kind."""
-    try:
-        import ale_py
-
-        gym.register_envs(ale_py)
-    except ImportError:
-        pass
-    try:
-        env = make_env(env_id)
-    except Exception as e:  # unknown id, missing module, env constructor error
-        fail(f"--env-id {env_id!r} cannot be made: {type(e).__name__}: {e}")
-    action_space, observation_space = env.action_space, env.unwrapped.observation_space
-    env.close()
-    if not isinstance(action_space, gym.spaces.Discrete):
-        fail(f"--env-id {env_id!r} has action space {action_space}; this script needs Discrete actions")
-    kind = env_kind(observation_space)
-    if kind is None:
-        fail(
-            f"--env-id {env_id!r} has observation space {observation_space}; this script needs "
-            "RGB Atari frames (H, W, 3) or a flat Box"
-        )
-    return kind
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,26 +238,18 @@ class AtariActorCritic(nn.Module):
         return (torch.zeros(1, 256), torch.zeros(1, 256))
 
     def forward(self, x: torch.Tensor, state):
+        """Values (T,), logits (T, A) and the last state for T successive frames that follow `state`:
+        the convolutions in one batch, the LSTM cell frame by frame."""
         x = F.elu(self.conv1(x))
         x = F.elu(self.conv2(x))
         x = F.elu(self.conv3(x))
         x = F.elu(self.conv4(x))
-        hx, cx = self.lstm(x.flatten(1), state)
-        return self.critic_linear(hx), self.actor_linear(hx), (hx, cx)
-
-    def forward_rollout(self, x: torch.Tensor, state):
-        """Values (T,) and logits (T, A) of a rollout of T frames that started in `state`: the
-        convolutions in one batch, the LSTM cell step by step."""
-        x = F.elu(self.conv1(x))
-        x = F.elu(self.conv2(x))
-        x = F.elu(self.conv3(x))
-        x = F.elu(self.conv4(x))
-        features, hiddens = x.flatten(1), []
-        for t in range(features.shape[0]):
-            state = self.lstm(features[t : t + 1], state)
+        hiddens = []
+        for features in x.flatten(1).split(1):
+            state = self.lstm(features, state)
             hiddens.append(state[0])
         hx = torch.cat(hiddens)
-        return self.critic_linear(hx).squeeze(1), self.actor_linear(hx)
+        return self.critic_linear(hx).squeeze(1), self.actor_linear(hx), state
 
 
 class MLPActorCritic(nn.Module):
@@ -402,13 +271,8 @@ class MLPActorCritic(nn.Module):
         return None
 
     def forward(self, x: torch.Tensor, state):
-        value = self.critic_linear(F.relu(self.critic_hidden(x)))
-        logits = self.actor_linear(F.relu(self.actor_hidden(x)))
-        return value, logits, state
-
-    def forward_rollout(self, x: torch.Tensor, state):
-        value, logits, _ = self.forward(x, state)
-        return value.squeeze(1), logits
+        value = self.critic_linear(F.relu(self.critic_hidden(x))).squeeze(1)
+        return value, self.actor_linear(F.relu(self.actor_hidden(x))), state
 
 
 def build_model(kind: str, obs_shape: tuple, num_actions: int) -> nn.Module:
@@ -422,31 +286,32 @@ def detach_state(state):
 
 
 # ---------------------------------------------------------------------------------------------
-# algorithm: returns, losses, the Hogwild! update, the shared optimizer
+# algorithm: sampling, advantages, the loss, the Hogwild! update, the shared optimizer
 
 
-def compute_gae(
-    rewards: torch.Tensor, values: torch.Tensor, bootstrap_value: torch.Tensor, gamma: float, gae_lambda: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Advantages (GAE) and discounted n-step returns of one worker's rollout of T steps.
+def sample_actions(logits):
+    return torch.multinomial(logits.softmax(-1), 1).squeeze(-1)
 
-    `values` holds V(s_0..s_{T-1}); `bootstrap_value` is V(s_T): 0 when the episode terminated
-    at the last step, the critic's value of the next (or, for a truncation, the final)
-    observation otherwise. A rollout never crosses an episode end. With `gae_lambda` = 1 the
-    advantages equal the n-step returns minus the values.
+
+def compute_gae(rewards, values, dones, final_values, last_value, gamma: float, gae_lambda: float):
+    """Generalised advantage estimates and returns for a (num_steps, num_envs) rollout.
+
+    `dones[t]` is 1 where the episode ended *by* step t (terminated or truncated); the
+    observation after such a step belongs to a new episode, so the recursion is cut there and
+    the step is bootstrapped from `final_values[t]` instead: the critic's value of the final
+    observation for a truncation, 0 for a termination. `last_value` is the value of the
+    observation that follows the last step of the rollout.
     """
-    reward_list, value_list = rewards.tolist(), values.detach().tolist()
-    advantages, returns = [0.0] * len(reward_list), [0.0] * len(reward_list)
-    ret = next_value = float(bootstrap_value)
-    gae = 0.0
-    for t in reversed(range(len(reward_list))):
-        ret = reward_list[t] + gamma * ret
-        returns[t] = ret
-        delta = reward_list[t] + gamma * next_value - value_list[t]
-        gae = delta + gamma * gae_lambda * gae
-        advantages[t] = gae
-        next_value = value_list[t]
-    return torch.tensor(advantages, dtype=torch.float32), torch.tensor(returns, dtype=torch.float32)
+    next_values = torch.cat([values[1:], last_value.unsqueeze(0)])
+    next_values = torch.where(dones.bool(), final_values, next_values)
+    deltas = rewards + gamma * next_values - values
+    discounts = gamma * gae_lambda * (1.0 - dones)  # 0 where the episode ended: the recursion stops
+    advantages = torch.zeros_like(rewards)
+    lastgaelam = torch.zeros_like(last_value)
+    for t in reversed(range(rewards.shape[0])):
+        lastgaelam = deltas[t] + discounts[t] * lastgaelam
+        advantages[t] = lastgaelam
+    return advantages, advantages + values
 
 
 def a3c_loss(
@@ -491,11 +356,11 @@ class SharedAdam(torch.optim.Optimizer):
     updates the same statistics (call `share_memory()` before starting the workers).
 
     The state is made eagerly (a lazily made state would be private to the process that makes
-    it); the update is `torch.optim.Adam`'s (no AMSGrad), written with today's keyword forms.
+    it); the update is `torch.optim.Adam`'s (no AMSGrad, no weight decay), in today's keyword forms.
     """
 
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps))
         for group in self.param_groups:
             for p in group["params"]:
                 state = self.state[p]
@@ -519,144 +384,99 @@ class SharedAdam(torch.optim.Optimizer):
                 self.state[p][key].copy_(saved[index][key])
 
     @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+    def step(self):
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                grad = p.grad
-                if group["weight_decay"] != 0:
-                    grad = grad.add(p, alpha=group["weight_decay"])
                 state = self.state[p]
                 state["step"] += 1
                 step = float(state["step"])
-                state["exp_avg"].mul_(beta1).add_(grad, alpha=1 - beta1)
-                state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                bias_correction1 = 1 - beta1**step
-                bias_correction2_sqrt = math.sqrt(1 - beta2**step)
-                denom = (state["exp_avg_sq"].sqrt() / bias_correction2_sqrt).add_(group["eps"])
-                p.addcdiv_(state["exp_avg"], denom, value=-group["lr"] / bias_correction1)
-        return loss
-
-
-def stuck_on_one_action(recent_actions: deque) -> bool:
-    """The test process's rule: the last `maxlen` actions (a full window) are all the same."""
-    return len(recent_actions) == recent_actions.maxlen and recent_actions.count(recent_actions[0]) == len(
-        recent_actions
-    )
+                state["exp_avg"].mul_(beta1).add_(p.grad, alpha=1 - beta1)
+                state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+                denom = (state["exp_avg_sq"].sqrt() / math.sqrt(1 - beta2**step)).add_(group["eps"])
+                p.addcdiv_(state["exp_avg"], denom, value=-group["lr"] / (1 - beta1**step))
 
 
 @torch.no_grad()
-def play_episode(model, env, seed: Optional[int], greedy: bool, max_repeat_actions: int, stop_event=None):
-    """One whole episode; returns (return, length), or None when `stop_event` was set."""
-    obs, _ = env.reset(seed=seed)
-    state = model.initial_state()
-    recent_actions = deque(maxlen=max_repeat_actions) if max_repeat_actions > 0 else None
-    episode_return, episode_length = 0.0, 0
-    while True:
-        if stop_event is not None and stop_event.is_set():
-            return None
-        _, logits, state = model(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0), state)
-        if greedy:
-            action = int(logits.argmax(dim=1))
-        else:
-            action = int(torch.multinomial(F.softmax(logits, dim=-1), 1))
-        obs, reward, terminated, truncated, _ = env.step(action)
-        episode_return += float(reward)
-        episode_length += 1
-        if recent_actions is not None:
+def run_episodes(model, env, num_episodes: int, seed: int, greedy: bool, max_repeat_actions: int = 0, should_stop=None):
+    """Play up to `num_episodes` episodes (seeds `seed`, `seed + 1`, ...): a list of
+    (return, length, cut), `cut` when the test process's stuck rule (the last `max_repeat_actions`
+    actions all the same; 0: never) ended it before the game ended. Fewer if `should_stop()`."""
+    results = []
+    for episode in range(num_episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        state, recent_actions = model.initial_state(), deque(maxlen=max(max_repeat_actions, 1))
+        episode_return, length, ended, cut = 0.0, 0, False, False
+        while not (ended or cut):
+            if should_stop is not None and should_stop():
+                return results
+            _, logits, state = model(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0), state)
+            action = int(logits.argmax(dim=1) if greedy else sample_actions(logits))
+            obs, reward, terminated, truncated, _ = env.step(action)
+            episode_return, length, ended = episode_return + float(reward), length + 1, terminated or truncated
             recent_actions.append(action)
-        if terminated or truncated or (recent_actions is not None and stuck_on_one_action(recent_actions)):
-            return episode_return, episode_length
+            stuck = len(recent_actions) == max_repeat_actions and recent_actions.count(action) == max_repeat_actions
+            cut = stuck and not ended
+        results.append((episode_return, length, cut))
+    return results
 
 
 # ---------------------------------------------------------------------------------------------
-# processes
-
-
-def parent_alive() -> bool:
-    """In a child: whether the process that started it still runs (a fork server's children
-    are not the parent's children, so `os.getppid()` cannot tell)."""
-    parent = mp.parent_process()
-    return parent is None or parent.is_alive()
-
-
-def _child_setup(seed: int) -> None:
-    # Ctrl-C is the parent's business: it stops the children through `stop_event`
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(1)
-    seed_everything(seed, True)
-    try:
-        import ale_py
-
-        gym.register_envs(ale_py)
-    except ImportError:
-        pass
+# the processes: training workers and the test process
 
 
 def train_worker(rank, args, kind, shared_model, optimizer, counter, stop_event, queue):
-    """A training process: sync, roll out up to `num_steps` steps, update the shared model."""
+    """A training process: copy the shared weights, roll out up to `num_steps` steps, update the
+    shared model; until the shared step counter reaches `total_timesteps` or the parent says stop."""
     try:
-        _child_setup(args.seed + rank)
-        fail_rank = os.environ.get(FAIL_WORKER_ENV)
+        child_setup(args.seed + rank)
         env = make_env(args.env_id, args.max_episode_steps)
         env.action_space.seed(args.seed + rank)
-        model = build_model(kind, env.observation_space.shape, env.action_space.n)
-        model.train()
-        rng = np.random.default_rng(args.seed + rank)
+        model = build_model(kind, env.observation_space.shape, env.action_space.n).train()
         if optimizer is None:
             optimizer = torch.optim.Adam(shared_model.parameters(), lr=args.learning_rate)
         obs, _ = env.reset(seed=args.seed + rank)
         state = model.initial_state()
-        num_updates, loss_sums = 0, np.zeros(4)
-        while not stop_event.is_set() and counter.value < args.total_timesteps:
-            if not parent_alive():  # the parent died without stopping us
-                break
+        num_updates, loss_sums, global_step = 0, np.zeros(4), counter.value
+        while not stop_event.is_set() and counter.value < args.total_timesteps and parent_alive():
             model.load_state_dict(shared_model.state_dict())
-            state = detach_state(state)
-            rollout_state = state
-            # the rollout runs without a graph; the loss re-runs the same inputs through the same
-            # (local, unchanged) weights in one batch, which gives the same gradients faster
+            state = rollout_state = detach_state(state)
+            # rollout: without a graph; the loss re-runs the same frames through the same (local,
+            # unchanged) weights in one batch, which gives the same gradients faster
             observations, actions, rewards = [], [], []
-            terminated = truncated = False
             with torch.no_grad():
                 for _ in range(args.num_steps):
                     x = torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0)
                     _, logits, state = model(x, state)
-                    probs = F.softmax(logits, dim=-1)[0].numpy().astype(np.float64)
-                    action = min(int(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum())), len(probs) - 1)
+                    action = int(sample_actions(logits))
+                    obs, reward, terminated, truncated, info = env.step(action)
                     observations.append(x)
                     actions.append(action)
-                    obs, reward, terminated, truncated, info = env.step(action)
-                    if args.clip_rewards:
-                        reward = max(min(float(reward), 1.0), -1.0)
-                    rewards.append(float(reward))
+                    rewards.append(max(min(float(reward), 1.0), -1.0) if args.clip_rewards else float(reward))
                     if terminated or truncated:
                         break
-                if terminated:
-                    bootstrap = torch.zeros(())
-                else:  # the next observation, or the final one of a truncated episode
-                    bootstrap = model(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0), state)[0].reshape(())
+                # V of the next observation, or of the final one of a truncated episode; 0 after a termination
+                x = torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0)
+                last_value = torch.zeros(()) if terminated else model(x, state)[0][0]
             with counter.get_lock():
                 counter.value += len(rewards)
                 global_step = counter.value
             if terminated or truncated:
-                queue.put(("episode", rank, global_step, float(info["episode"]["r"]), int(info["episode"]["l"])))
+                queue.put(("episode", global_step, float(info["episode"]["r"]), int(info["episode"]["l"])))
                 obs, _ = env.reset()
                 state = model.initial_state()
-            # advantages
-            values, logits = model.forward_rollout(torch.cat(observations), rollout_state)
+            # advantages: a rollout never crosses an episode end, so only its last step can be one
+            values, logits, _ = model(torch.cat(observations), rollout_state)
+            dones, final_values = torch.zeros(len(rewards)), torch.zeros(len(rewards))
+            dones[-1], final_values[-1] = float(terminated or truncated), last_value
+            advantages, returns = compute_gae(
+                torch.tensor(rewards), values.detach(), dones, final_values, last_value, args.gamma, args.gae_lambda
+            )
             log_probs_all = F.log_softmax(logits, dim=-1)
             entropies = -(log_probs_all.exp() * log_probs_all).sum(-1)
             log_probs = log_probs_all.gather(1, torch.tensor(actions).unsqueeze(1)).squeeze(1)
-            advantages, returns = compute_gae(
-                torch.tensor(rewards), values, bootstrap, args.gamma, args.gae_lambda
-            )
             # update
             loss, policy_loss, value_loss = a3c_loss(
                 log_probs, entropies, values, advantages, returns, args.ent_coef, args.vf_coef
@@ -667,8 +487,6 @@ def train_worker(rank, args, kind, shared_model, optimizer, counter, stop_event,
             if num_updates % LOSS_REPORT_UPDATES == 0:
                 queue.put(("losses", global_step, *(loss_sums / LOSS_REPORT_UPDATES).tolist()))
                 loss_sums[:] = 0.0
-            if fail_rank is not None and int(fail_rank) == rank:
-                raise RuntimeError(f"worker {rank} raised on purpose ({FAIL_WORKER_ENV}={fail_rank})")
         if num_updates % LOSS_REPORT_UPDATES:
             queue.put(("losses", global_step, *(loss_sums / (num_updates % LOSS_REPORT_UPDATES)).tolist()))
         env.close()
@@ -679,29 +497,24 @@ def train_worker(rank, args, kind, shared_model, optimizer, counter, stop_event,
 
 def test_worker(args, kind, shared_model, counter, stop_event, queue, first_eval_step, video_folder):
     """The test process: every `eval_interval` steps, play `test_episodes` episodes with the
-    shared weights and report them to the parent."""
+    shared weights (the stuck rule on) and report them to the parent."""
     try:
-        _child_setup(args.seed + args.num_processes)
+        child_setup(args.seed + args.num_processes)
         env = make_env(args.env_id, args.max_episode_steps, video_folder)
-        model = build_model(kind, env.observation_space.shape, env.action_space.n)
-        model.eval()
-        next_eval, episode_seed = first_eval_step, args.seed + 100_000
+        model = build_model(kind, env.observation_space.shape, env.action_space.n).eval()
+        next_eval, seed = first_eval_step, args.seed + 100_000
         while not stop_event.is_set() and parent_alive():
             if counter.value < next_eval:
                 stop_event.wait(0.05)
                 continue
             eval_step = counter.value
             model.load_state_dict(shared_model.state_dict())
-            returns, lengths = [], []
-            for _ in range(args.test_episodes):
-                result = play_episode(model, env, episode_seed, args.greedy_eval, args.max_repeat_actions, stop_event)
-                episode_seed += 1
-                if result is None:
-                    break
-                returns.append(result[0])
-                lengths.append(result[1])
-            if len(returns) == args.test_episodes:
-                queue.put(("eval", eval_step, returns, lengths, time.time()))
+            results = run_episodes(
+                model, env, args.test_episodes, seed, args.greedy_eval, args.max_repeat_actions, stop_event.is_set
+            )
+            seed += args.test_episodes
+            if len(results) == args.test_episodes:
+                queue.put(("evaluation", eval_step, results, time.time()))
             next_eval = eval_step + args.eval_interval
         env.close()
     except Exception:
@@ -709,113 +522,346 @@ def test_worker(args, kind, shared_model, counter, stop_event, queue, first_eval
         sys.exit(1)
 
 
+# ----------------------------------------------------------------------------------------------
+# Plumbing: argument checks, run directory and writer, seeding, saving, stopping, console.
+# The same code in every script (tests/test_consistency.py); nothing below is the algorithm.
+# ----------------------------------------------------------------------------------------------
+
+
+def fail(message: str) -> NoReturn:
+    """A user error: one `error:` line on stderr (a multi-line message is joined), exit status 2."""
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    sys.exit(2)
+
+
+def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
+    """The checks every script runs before anything is written: float flags are finite, the seed
+    fits numpy's seeding, the name makes a file name, the fields in `positive` are > 0, those in
+    `non_negative` >= 0, those in `at_most` ({name: bound}) no larger than their bound, and the
+    packages that `--track` and `--capture-video` need are installed."""
+
+    def flag(name):
+        return "--" + name.replace("_", "-")
+
+    for name, value in vars(args).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            fail(f"{flag(name)} must be a finite number, got {value}")
+    if not 0 <= args.seed < 2**32:
+        fail(f"--seed must be in [0, 2**32), got {args.seed}")
+    if not args.exp_name or "/" in args.exp_name or os.sep in args.exp_name or args.exp_name.startswith("."):
+        fail(f"--exp-name {args.exp_name!r} must be a plain file name (no '/', not starting with '.')")
+    for name in positive:
+        if getattr(args, name) <= 0:
+            fail(f"{flag(name)} must be positive, got {getattr(args, name)}")
+    for name in non_negative:
+        if getattr(args, name) < 0:
+            fail(f"{flag(name)} must be >= 0, got {getattr(args, name)}")
+    for name, bound in (at_most or {}).items():
+        if getattr(args, name) > bound:
+            fail(f"{flag(name)} {getattr(args, name)} is more than this script allows ({bound})")
+    if args.track and importlib.util.find_spec("wandb") is None:
+        fail("--track needs Weights and Biases: pip install wandb")
+    if args.capture_video and None in (importlib.util.find_spec("moviepy"), importlib.util.find_spec("pygame")):
+        fail('--capture-video needs moviepy and pygame: pip install -e ".[video]"')
+
+
+def make_run_name(args) -> str:
+    safe_env_id = args.env_id.replace("/", "-").replace(":", "-")
+    return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+
+
+def make_writer(args, run_name: str) -> SummaryWriter:
+    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer,
+    with the hyper-parameters as a text table first."""
+    run_dir = f"runs/{run_name}"
+    try:
+        os.makedirs(run_dir)
+    except OSError as e:  # `runs` is a file, or a directory we may not write to
+        fail(f"cannot write the run directory {run_dir!r}: {e.strerror or e}")
+    if args.track:
+        import wandb
+
+        wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
+    writer = SummaryWriter(run_dir)
+    table = "".join(f"\n|{key}|{value}|" for key, value in vars(args).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|{table}")
+    return writer
+
+
+def seed_everything(seed: int, torch_deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = torch_deterministic
+
+
+class StopFlag:
+    """Ctrl-C (SIGINT) and SIGTERM ask the loop to stop at the end of the current iteration, so
+    that no optimizer step is cut in half, the writer is closed and the model saved; the script
+    then exits 130. A second signal aborts at once, except while the results are being saved."""
+
+    def __init__(self):
+        self.requested = False
+        self.saving = False
+        signal.signal(signal.SIGINT, self)
+        signal.signal(signal.SIGTERM, self)
+
+    def __call__(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.saving:
+            print(f"{name}: still saving, please wait", file=sys.stderr, flush=True)
+        elif self.requested:
+            print(f"{name}: aborting", file=sys.stderr, flush=True)
+            sys.exit(130)
+        else:
+            self.requested = True
+            print(f"{name}: stopping after this iteration (again to abort)", file=sys.stderr, flush=True)
+
+
+def atomic_save(obj: dict, path: str) -> None:
+    """Write to a temporary file, then rename: a half-written file never replaces a good one."""
+    torch.save(obj, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def load_saved(path: str, env_id: str) -> dict:
+    """A `--save-model` file or checkpoint written by this script for `env_id`, for `--play` or
+    `--resume`; a missing, unreadable or foreign file is a user error."""
+    if not os.path.isfile(path):
+        fail(f"{path!r}: no such file")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # not a torch file, truncated, pickled objects
+        fail(f"{path!r} cannot be read as a saved model: {type(e).__name__}: {e}")
+    if not isinstance(saved, dict) or saved.get("script") != SCRIPT or "model" not in saved:
+        found = saved.get("script") if isinstance(saved, dict) else None
+        fail(f"{path!r} was not saved by {SCRIPT}.py (its script: {found or 'unknown'})")
+    if saved["args"]["env_id"] != env_id:
+        fail(f"{path!r} was trained on {saved['args']['env_id']}; add --env-id {saved['args']['env_id']}")
+    return saved
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def print_scores(returns: list, lengths: list) -> None:
+    """`--play`'s console report: one line per episode, then the mean."""
+    for i, (ret, length) in enumerate(zip(returns, lengths), start=1):
+        print(f"episode {i}: score {ret:g}, length {length}")
+    if returns:
+        print(f"mean score over {len(returns)} episodes: {np.mean(returns):.2f} ± {np.std(returns):.2f}")
+
+
+# ----------------------------------------------------------------------------------------------
+# This script's own plumbing: checks, modes, processes, the parent's log, saving and playing.
+
+
+def validate_args(args: Args) -> None:
+    check_args(
+        args,
+        positive=["total_timesteps", "num_processes", "learning_rate", "num_steps", "eval_interval", "max_grad_norm"],
+        non_negative=["test_episodes", "max_repeat_actions", "checkpoint_interval", "eval_episodes"],
+        at_most={"num_processes": max(64, 4 * (os.cpu_count() or 1))},  # each one a process with its own env
+    )
+    if args.max_episode_steps is not None and args.max_episode_steps <= 0:
+        fail(f"--max-episode-steps must be positive, got {args.max_episode_steps}")
+    if not 0.0 < args.gamma <= 1.0 or not 0.0 <= args.gae_lambda <= 1.0:
+        fail(f"--gamma must be in (0, 1] and --gae-lambda in [0, 1], got {args.gamma} and {args.gae_lambda}")
+    if args.capture_video and args.test_episodes == 0 and args.play is None:
+        fail("--capture-video records the test process's episodes and needs --test-episodes > 0")
+
+
+def apply_classic_defaults(args: Args, argv: list[str]) -> None:
+    """Classic control: article 001's values for the CLASSIC_DEFAULTS flags not given in `argv`
+    (as `--flag`, `--flag=value` or `--no-flag`, with '-' or '_')."""
+    given = {a[2:].split("=")[0].replace("-", "_").removeprefix("no_") for a in argv if a.startswith("--")}
+    for name, value in CLASSIC_DEFAULTS.items():
+        if name not in given:
+            setattr(args, name, value)
+
+
+def check_env(env_id: str) -> tuple[str, tuple, int]:
+    """Make the env once; fail unless its spaces are supported. Returns its kind, the (preprocessed)
+    observation shape and the number of actions. ALE's banner (C++, on fd 2) is silenced meanwhile,
+    so that an error is one line."""
+    gym.register_envs(ale_py)
+    sys.stderr.flush()
+    stderr_fd, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        env, error = make_env(env_id), None
+    except Exception as e:  # unknown id, missing module, env constructor error
+        env, error = None, e
+    os.dup2(stderr_fd, 2)
+    os.close(stderr_fd)
+    os.close(devnull)
+    if error is not None:
+        fail(f"--env-id {env_id!r} cannot be made: {type(error).__name__}: {error}")
+    action_space, raw_space, obs_shape = env.action_space, env.unwrapped.observation_space, env.observation_space.shape
+    env.close()
+    if not isinstance(action_space, gym.spaces.Discrete):
+        fail(f"--env-id {env_id!r} has action space {action_space}; this script needs Discrete actions")
+    kind = env_kind(raw_space)
+    if kind is None:
+        fail(f"--env-id {env_id!r} has observation space {raw_space}; this script needs RGB Atari frames or a flat Box")
+    return kind, obs_shape, int(action_space.n)
+
+
 def start_method() -> str:
-    """"forkserver" where the platform has it, else "spawn"; never "fork": forking a process in
+    """ "forkserver" where the platform has it, else "spawn"; never "fork": forking a process in
     which torch has already started its thread pool can leave the children hung. The fork server
     is a fresh process that only imports this file, so its forks start in a fraction of a second
     instead of re-importing torch in every child (spawn)."""
     return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
 
 
-def stop_processes(processes, stop_event, handle_message, timeout: float = 10.0) -> None:
+def mask_stop_signals(block: bool) -> None:
+    """Block or unblock SIGINT and SIGTERM in this thread: a blocked signal waits instead of being
+    lost, and processes started meanwhile are born with it blocked."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK if block else signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def child_setup(seed: int) -> None:
+    # Ctrl-C and SIGTERM are the parent's business: it stops the children through `stop_event`
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    mask_stop_signals(block=False)
+    torch.set_num_threads(1)
+    seed_everything(seed, True)
+    gym.register_envs(ale_py)
+
+
+def parent_alive() -> bool:
+    """In a child: whether the process that started it still runs (a fork server's children
+    are not the parent's children, so `os.getppid()` cannot tell)."""
+    parent = mp.parent_process()
+    return parent is None or parent.is_alive()
+
+
+def stop_processes(processes, stop_event, log, timeout: float = 10.0) -> None:
     """Ask every child to stop, keep draining the queue meanwhile (a child that has put data on
-    a queue cannot exit before it is read), then terminate and kill what is left."""
+    a queue cannot exit before it is read), then kill what is left (children ignore SIGTERM)."""
     stop_event.set()
     deadline = time.time() + timeout
     while any(p.is_alive() for p in processes) and time.time() < deadline:
-        handle_message(0.05)
+        log.drain(0.05)
     for p in processes:
-        if p.is_alive():
-            p.terminate()
-    for p in processes:
-        p.join(2.0)
         if p.is_alive():
             p.kill()
-            p.join()
-    handle_message(0.0)
+        p.join()
+    log.drain()
 
 
-# ---------------------------------------------------------------------------------------------
-# models and checkpoints on disk
+class ParentLog:
+    """The parent's end of the queue: writes what the children send to TensorBoard and the console."""
+
+    def __init__(self, queue, writer, args, start_step: int, start_time: float):
+        self.queue, self.writer, self.args, self.start_step, self.start_time = (
+            queue,
+            writer,
+            args,
+            start_step,
+            start_time,
+        )
+        self.recent_returns, self.errors = deque(maxlen=20), []
+        self.best_eval = None  # (mean return, step, seconds) of the best evaluation in whole games
+
+    def drain(self, timeout: float = 0.0, stop=None) -> None:
+        """Handle every waiting message; wait at most `timeout` s for the first one, in 5 ms slices
+        so that a stop request ends the wait at once (and the shutdown begins before a second signal)."""
+        deadline = time.time() + timeout
+        while True:
+            try:
+                message = self.queue.get(timeout=0.005) if timeout > 0 else self.queue.get_nowait()
+            except Empty:
+                if timeout > 0 and time.time() < deadline and not (stop is not None and stop.requested):
+                    continue
+                return
+            timeout = 0.0
+            getattr(self, message[0])(*message[1:])
+
+    def episode(self, step, episodic_return, episodic_length):
+        self.writer.add_scalar("charts/episodic_return", episodic_return, step)
+        self.writer.add_scalar("charts/episodic_length", episodic_length, step)
+        self.recent_returns.append(episodic_return)
+
+    def losses(self, step, *values):
+        for name, value in zip(["policy_loss", "value_loss", "entropy", "grad_norm"], values):
+            self.writer.add_scalar(f"losses/{name}", value, step)
+
+    def evaluation(self, step, results, wall):
+        """Whole games go to `eval/episodic_return` and `eval/mean_return`. An episode cut by the
+        stuck rule is no whole game: counted in `eval/cut_episodes`, its score in `eval/cut_return`."""
+        whole, cut = [r for r, _, was_cut in results if not was_cut], [r for r, _, was_cut in results if was_cut]
+        seconds = wall - self.start_time
+        for tag, values in (("eval/episodic_return", whole), ("eval/cut_return", cut)):
+            for value in values:
+                self.writer.add_scalar(tag, value, step)
+        self.writer.add_scalar("eval/cut_episodes", len(cut), step)
+        self.writer.add_scalar("eval/time_seconds", seconds, step)
+        self.writer.add_scalar("eval/SPS", (step - self.start_step) / max(seconds, 1e-9), step)
+        line = f"eval  step {step:>9d} | "
+        if whole:
+            mean = float(np.mean(whole))
+            self.writer.add_scalar("eval/mean_return", mean, step)
+            if self.best_eval is None or mean > self.best_eval[0]:
+                self.best_eval = (mean, step, seconds)
+            greedy = "greedy " if self.args.greedy_eval else ""
+            line += f"{len(whole)} whole {greedy}episodes, return {mean:8.2f} ± {float(np.std(whole)):.2f} | "
+        if cut:
+            partial = ", ".join(f"{value:g}" for value in cut)
+            line += f"{len(cut)} cut after {self.args.max_repeat_actions} repeated actions (partial {partial}) | "
+        print(line + f"time {format_seconds(seconds)}", flush=True)
+
+    def error(self, name, text):
+        self.errors.append((name, text))
 
 
-def save_atomic(payload: dict, path: str) -> None:
-    """Atomic save: a half-written file never replaces a good one."""
-    tmp_path = path + ".tmp"
-    torch.save(payload, tmp_path)
-    os.replace(tmp_path, path)
+def save_model(model: nn.Module, args: Args, path: str, **extra) -> None:
+    """The weights and the Args (and, for a checkpoint, the step counter and SharedAdam state)."""
+    atomic_save({"script": SCRIPT, "model": model.state_dict(), "args": vars(args), **extra}, path)
 
 
-def load_checkpoint(path: str) -> dict:
-    """Read a `checkpoint.pt` (or a `--save-model` file); a user error when it is not one."""
-    if not os.path.isfile(path):
-        fail(f"--resume {path!r}: no such file")
+def save_checkpoint(model: nn.Module, optimizer, args: Args, path: str, global_step: int) -> None:
+    extra = {"optimizer": optimizer.state_dict()} if optimizer is not None else {}
+    save_model(model, args, path, global_step=int(global_step), **extra)
+
+
+def load_model(saved: dict, kind: str, obs_shape: tuple, num_actions: int, flag: str) -> nn.Module:
+    model = build_model(kind, obs_shape, num_actions)
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(saved["model"])
     except Exception as e:
-        fail(f"--resume {path!r} is not a checkpoint file: {type(e).__name__}: {e}")
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "args" not in checkpoint:
-        fail(f"--resume {path!r} is not a checkpoint of this script (needs 'model' and 'args')")
-    return checkpoint
+        fail(f"{flag}: the saved model does not fit {saved['args']['env_id']!r}: {type(e).__name__}: {e}")
+    return model
 
 
-def load_model(path: str) -> tuple[nn.Module, dict]:
-    """Load a `--save-model` file: returns the model (in eval mode) and the Args as a dict."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    saved_args = checkpoint["args"]
-    env = make_env(saved_args["env_id"])
-    model = build_model(env_kind(env.unwrapped.observation_space), env.observation_space.shape, env.action_space.n)
+def play(args: Args, stop: StopFlag, model: nn.Module) -> None:
+    """`--play`: whole episodes (all lives, raw score; no stuck rule: the env's time limit caps them)."""
+    video_folder = f"videos/{SCRIPT}_play_{int(time.time())}" if args.capture_video else None
+    env = make_env(args.env_id, args.max_episode_steps, video_folder)
+    results = run_episodes(model.eval(), env, args.eval_episodes, args.seed, args.greedy, 0, lambda: stop.requested)
     env.close()
-    model.load_state_dict(checkpoint["model"])
-    return model.eval(), saved_args
-
-
-def validate_args(args: Args) -> None:
-    for name in ("total_timesteps", "num_processes", "num_steps", "eval_interval"):
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
-    for name in ("test_episodes", "max_repeat_actions", "checkpoint_interval", "eval_episodes"):
-        if getattr(args, name) < 0:
-            fail(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    if args.max_episode_steps is not None and args.max_episode_steps <= 0:
-        fail(f"--max-episode-steps must be a positive integer, got {args.max_episode_steps}")
-    if args.learning_rate <= 0:
-        fail(f"--learning-rate must be positive, got {args.learning_rate}")
-    if not 0.0 < args.gamma <= 1.0 or not 0.0 <= args.gae_lambda <= 1.0:
-        fail("--gamma must be in (0, 1] and --gae-lambda in [0, 1]")
-    if args.max_grad_norm <= 0:
-        fail(f"--max-grad-norm must be positive, got {args.max_grad_norm}")
-    if args.capture_video and args.test_episodes == 0:
-        fail("--capture-video records the test process's episodes and needs --test-episodes > 0")
-    if args.track:
-        try:
-            import wandb  # noqa: F401
-        except ImportError:
-            fail("--track needs Weights and Biases: pip install wandb")
-    if args.capture_video:
-        try:
-            import moviepy  # noqa: F401
-        except ImportError:
-            fail('--capture-video needs moviepy: pip install -e ".[video]"')
-
-
-def resolve_defaults(args: Args, kind: str) -> None:
-    """Fill the `None` defaults from MODE_DEFAULTS (and the core count)."""
-    for name, value in MODE_DEFAULTS[kind].items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    if args.num_processes is None:
-        args.num_processes = os.cpu_count() or 1
+    print_scores([score for score, _, _ in results], [length for _, length, _ in results])
 
 
 if __name__ == "__main__":
-    args = parse_args()
-    kind = check_env(args.env_id)
-    resolve_defaults(args, kind)
+    args = tyro.cli(Args)
+    stop = StopFlag()
     validate_args(args)
-    checkpoint = load_checkpoint(args.resume) if args.resume is not None else None
-    if checkpoint is not None and checkpoint["args"].get("env_id") != args.env_id:
-        fail(f"--resume was made with --env-id {checkpoint['args'].get('env_id')!r}, not {args.env_id!r}")
+    saved = load_saved(args.play or args.resume, args.env_id) if args.play or args.resume else None  # before ALE
+    kind, obs_shape, num_actions = check_env(args.env_id)
+    if kind == "classic":
+        apply_classic_defaults(args, sys.argv[1:])
+    if args.play is not None:
+        play(args, stop, load_model(saved, kind, obs_shape, num_actions, "--play"))
+        sys.exit(130 if stop.requested else 0)
+    start_step = int(saved.get("global_step", 0)) if saved is not None else 0
+    if start_step >= args.total_timesteps:
+        fail(f"--total-timesteps {args.total_timesteps} is not beyond the checkpoint's step {start_step}")
     if args.cuda and torch.cuda.is_available():
         print("note: Hogwild! workers share CPU memory; --cuda is ignored", file=sys.stderr)
 
@@ -823,195 +869,117 @@ if __name__ == "__main__":
     seed_everything(args.seed, args.torch_deterministic)
     torch.set_num_threads(1)
 
-    # env setup
-    probe_env = make_env(args.env_id)
-    obs_shape, num_actions = probe_env.observation_space.shape, int(probe_env.action_space.n)
-    probe_env.close()
-    shared_model = build_model(kind, obs_shape, num_actions)
-    if checkpoint is not None:
+    # env setup: each child makes its own env; here the shared model and optimizer
+    if saved is None:
+        shared_model = build_model(kind, obs_shape, num_actions).share_memory()
+    else:
+        shared_model = load_model(saved, kind, obs_shape, num_actions, "--resume").share_memory()
+    optimizer = SharedAdam(shared_model.parameters(), lr=args.learning_rate) if args.shared_optimizer else None
+    if optimizer is not None and saved is not None and "optimizer" in saved:
         try:
-            shared_model.load_state_dict(checkpoint["model"])
+            optimizer.load_shared_state(saved["optimizer"])
         except Exception as e:
-            fail(f"--resume: the checkpoint's model does not fit {args.env_id!r}: {e}")
-    shared_model.share_memory()
-    optimizer = None
-    if args.shared_optimizer:
-        optimizer = SharedAdam(shared_model.parameters(), lr=args.learning_rate)
-        if checkpoint is not None and "optimizer" in checkpoint:
-            try:
-                optimizer.load_shared_state(checkpoint["optimizer"])
-            except Exception as e:
-                fail(f"--resume: the checkpoint's optimizer state does not fit: {type(e).__name__}: {e}")
-        optimizer.share_memory()
-    start_step = int(checkpoint.get("global_step", 0)) if checkpoint is not None else 0
-    if start_step >= args.total_timesteps:
-        fail(f"--total-timesteps {args.total_timesteps} is not beyond the checkpoint's step {start_step}")
-
+            fail(f"--resume: the checkpoint's optimizer state does not fit: {type(e).__name__}: {e}")
+    optimizer = optimizer.share_memory() if optimizer is not None else None
     run_name = make_run_name(args)
     writer = make_writer(args, run_name)
-    model_path = f"runs/{run_name}/{args.exp_name}.pt"
-    checkpoint_path = f"runs/{run_name}/checkpoint.pt"
+    model_path, checkpoint_path = f"runs/{run_name}/{args.exp_name}.pt", f"runs/{run_name}/checkpoint.pt"
 
-    # storage
+    # storage: the shared step counter, the stop event and the queue to the parent
     ctx = mp.get_context(start_method())
-    counter = ctx.Value("q", start_step)
-    stop_event = ctx.Event()
-    queue = ctx.Queue()
-    recent_returns = deque(maxlen=20)
-    errors = []
-    last_eval = None
+    counter, stop_event, queue = ctx.Value("q", start_step), ctx.Event(), ctx.Queue()
 
-    def handle_message(timeout: float) -> None:
-        """Write whatever the children sent; wait at most `timeout` s for the first message."""
-        global last_eval
-        while True:
-            try:
-                message = queue.get(timeout=timeout) if timeout > 0 else queue.get_nowait()
-            except Empty:
-                return
-            timeout = 0.0
-            kind_of = message[0]
-            if kind_of == "episode":
-                _, rank, step, episodic_return, episodic_length = message
-                writer.add_scalar("charts/episodic_return", episodic_return, step)
-                writer.add_scalar("charts/episodic_length", episodic_length, step)
-                recent_returns.append(episodic_return)
-            elif kind_of == "losses":
-                _, step, policy_loss, value_loss, entropy, grad_norm = message
-                writer.add_scalar("losses/policy_loss", policy_loss, step)
-                writer.add_scalar("losses/value_loss", value_loss, step)
-                writer.add_scalar("losses/entropy", entropy, step)
-                writer.add_scalar("losses/grad_norm", grad_norm, step)
-            elif kind_of == "eval":
-                _, step, returns, lengths, wall = message
-                for episodic_return in returns:
-                    writer.add_scalar("eval/episodic_return", episodic_return, step)
-                mean = float(np.mean(returns))
-                writer.add_scalar("eval/mean_return", mean, step)
-                writer.add_scalar("eval/time_seconds", wall - start_time, step)
-                writer.add_scalar("eval/SPS", (step - start_step) / max(wall - start_time, 1e-9), step)
-                last_eval = (step, mean, len(returns))
-                print(
-                    f"eval  step {step:>9d} | {len(returns)} {'greedy ' if args.greedy_eval else ''}episodes "
-                    f"| return {mean:8.2f} ± {float(np.std(returns)):.2f} | time {format_seconds(wall - start_time)}",
-                    flush=True,
-                )
-            elif kind_of == "error":
-                errors.append((message[1], message[2]))
-
-    # rollout
-    print(
-        f"{args.env_id} ({kind}): {args.num_processes} training processes + "
-        f"{'1 test process' if args.test_episodes else 'no test process'}, "
-        f"{'SharedAdam' if args.shared_optimizer else 'one Adam per worker'}, lr {args.learning_rate}, "
-        f"{args.total_timesteps} steps",
-        flush=True,
-    )
+    # rollout: each worker process plays up to --num-steps steps of its own env (train_worker)
+    # advantages: each worker computes them for its own rollout (compute_gae)
+    # update: each worker steps the shared optimizer with its gradients, without a lock (hogwild_update)
+    tests = "1 test process" if args.test_episodes else "no test process"
+    adam = "SharedAdam" if args.shared_optimizer else "one Adam per worker"
+    print(f"{args.env_id} ({kind}): {args.num_processes} training processes + {tests}, {adam}, lr {args.learning_rate}")
     start_time = time.time()
-    interrupted = False
-    processes = []
+    log = ParentLog(queue, writer, args, start_step, start_time)
     video_folder = f"videos/{run_name}" if args.capture_video else None
-    previous_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)  # children start immune to Ctrl-C
-    for rank in range(args.num_processes):
-        p = ctx.Process(
-            target=train_worker,
-            args=(rank, args, kind, shared_model, optimizer, counter, stop_event, queue),
-            daemon=True,
-        )
+    train_args = [
+        (rank, args, kind, shared_model, optimizer, counter, stop_event, queue) for rank in range(args.num_processes)
+    ]
+    trainers = [ctx.Process(target=train_worker, args=a, daemon=True) for a in train_args]
+    test_args = (args, kind, shared_model, counter, stop_event, queue, start_step, video_folder)
+    tester = ctx.Process(target=test_worker, args=test_args, daemon=True)
+    processes = trainers + [tester] if args.test_episodes > 0 else trainers
+    mask_stop_signals(block=True)  # a Ctrl-C meanwhile waits for `stop`, it is not lost
+    for p in processes:
         p.start()
-        processes.append(p)
-    trainers = list(processes)
-    if args.test_episodes > 0:
-        p = ctx.Process(
-            target=test_worker,
-            args=(args, kind, shared_model, counter, stop_event, queue, start_step, video_folder),
-            daemon=True,
-        )
-        p.start()
-        processes.append(p)
-    signal.signal(signal.SIGINT, previous_sigint)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a terminated parent still cleans up
+    mask_stop_signals(block=False)
 
+    # logging
     print_every = max(1, args.total_timesteps // 100)
     next_print = start_step + print_every
     next_checkpoint = start_step + args.checkpoint_interval if args.checkpoint_interval else None
-    try:
-        while True:
-            handle_message(0.2)
-            global_step = counter.value
-            # logging
-            if global_step >= next_print or not any(p.is_alive() for p in trainers):
-                elapsed = time.time() - start_time
-                sps = int((global_step - start_step) / max(elapsed, 1e-9))
-                writer.add_scalar("charts/SPS", sps, global_step)
-                writer.add_scalar("charts/learning_rate", args.learning_rate, global_step)
-                mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
-                left = elapsed / max(global_step - start_step, 1) * max(args.total_timesteps - global_step, 0)
-                print(
-                    f"step {global_step:>9d}/{args.total_timesteps} | return(20) {mean_return} | "
-                    f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
-                    flush=True,
-                )
-                next_print = global_step + print_every
-            if next_checkpoint is not None and global_step >= next_checkpoint:
-                payload = {"model": shared_model.state_dict(), "args": vars(args), "global_step": int(global_step)}
-                if optimizer is not None:
-                    payload["optimizer"] = optimizer.state_dict()
-                save_atomic(payload, checkpoint_path)
-                next_checkpoint = global_step + args.checkpoint_interval
-            if errors:
-                break
-            dead = [(i, p.exitcode) for i, p in enumerate(processes) if p.exitcode not in (None, 0)]
-            if dead:
-                handle_message(0.5)  # its error message may still be on the way
-                if not errors:
-                    i, code = dead[0]
-                    name = f"worker {i}" if i < len(trainers) else "test process"
-                    errors.append((name, f"exited with code {code} without a Python error\n"))
-                break
-            if not any(p.is_alive() for p in trainers):
-                break
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"interrupted at step {counter.value}", file=sys.stderr)
+    while not stop.requested and not log.errors:
+        log.drain(0.2, stop)
+        global_step = counter.value
+        trainers_done = not any(p.is_alive() for p in trainers)
+        if global_step >= next_print or trainers_done:
+            elapsed = time.time() - start_time
+            sps = int((global_step - start_step) / max(elapsed, 1e-9))
+            writer.add_scalar("charts/SPS", sps, global_step)
+            writer.add_scalar("charts/learning_rate", args.learning_rate, global_step)
+            mean_return = f"{np.mean(log.recent_returns):8.2f}" if log.recent_returns else "     n/a"
+            left = elapsed / max(global_step - start_step, 1) * max(args.total_timesteps - global_step, 0)
+            print(
+                f"step {global_step:>9d}/{args.total_timesteps} | return(20) {mean_return} | "
+                f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
+                flush=True,
+            )
+            next_print = global_step + print_every
+        if next_checkpoint is not None and global_step >= next_checkpoint:
+            save_checkpoint(shared_model, optimizer, args, checkpoint_path, global_step)
+            next_checkpoint = global_step + args.checkpoint_interval
+        dead = [(i, p.exitcode) for i, p in enumerate(processes) if p.exitcode not in (None, 0)]
+        if dead and not log.errors:
+            log.drain(0.5)  # its error message may still be on the way
+            name = f"worker {dead[0][0]}" if dead[0][0] < len(trainers) else "test process"
+            log.errors = log.errors or [(name, f"exited with code {dead[0][1]} without a Python error")]
+        if trainers_done:
+            break
 
     # shutdown
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the clean-up
-    stop_processes(processes, stop_event, handle_message)
+    stop.saving = True  # from here a second signal only says "still saving"
+    if stop.requested:
+        print(f"interrupted at step {counter.value}", file=sys.stderr)
+    stop_processes(processes, stop_event, log)
     global_step = counter.value
-    if errors:
-        name, error = errors[0]
-        print(f"error: {name} failed; all processes stopped\n{error.rstrip()}", file=sys.stderr)
+    if log.errors:
+        print(f"error: {log.errors[0][0]} failed; all processes stopped\n{log.errors[0][1].rstrip()}", file=sys.stderr)
         writer.close()
         sys.exit(1)
+    if stop.requested and args.checkpoint_interval:
+        save_checkpoint(shared_model, optimizer, args, checkpoint_path, global_step)
+        print(f"checkpoint saved to {checkpoint_path}")
     if args.save_model:
-        save_atomic({"model": shared_model.state_dict(), "args": vars(args)}, model_path)
+        save_model(shared_model, args, model_path)
         print(f"model saved to {model_path}")
-        if not interrupted and args.eval_episodes > 0:
-            signal.signal(signal.SIGINT, previous_sigint)
-            try:
-                eval_model, _ = load_model(model_path)
-                eval_env = make_env(args.env_id, args.max_episode_steps)
-                eval_returns = []
-                for idx in range(args.eval_episodes):
-                    episodic_return, _ = play_episode(
-                        eval_model, eval_env, args.seed + 10_000 + idx, args.greedy_eval, args.max_repeat_actions
-                    )
-                    eval_returns.append(episodic_return)
-                    writer.add_scalar("eval/episodic_return", episodic_return, global_step)
-                eval_env.close()
-                print(
-                    f"eval: {len(eval_returns)} episodes of the saved model, "
-                    f"return {np.mean(eval_returns):.2f} ± {np.std(eval_returns):.2f}"
-                )
-            except KeyboardInterrupt:
-                interrupted = True
-    if last_eval is not None:
-        print(f"last test: step {last_eval[0]}, mean return {last_eval[1]:.2f} over {last_eval[2]} episodes")
+    stop.saving = False
+    if args.save_model and args.eval_episodes > 0 and not stop.requested:
+        # the file read back plays whole games (no stuck rule), as with --play
+        model = load_model(load_saved(model_path, args.env_id), kind, obs_shape, num_actions, "--save-model").eval()
+        env = make_env(args.env_id, args.max_episode_steps)
+        results = run_episodes(
+            model, env, args.eval_episodes, args.seed + 10_000, args.greedy_eval, 0, lambda: stop.requested
+        )
+        env.close()
+        returns = [episodic_return for episodic_return, _, _ in results]
+        for episodic_return in returns:
+            writer.add_scalar("eval/episodic_return", episodic_return, global_step)
+        if returns:
+            print(
+                f"eval: {len(returns)} episodes of the saved model, return {np.mean(returns):.2f} ± {np.std(returns):.2f}"
+            )
+    if log.best_eval is not None:
+        mean, step, seconds = log.best_eval
+        print(f"best test (whole games): mean return {mean:.2f} at step {step}, time {format_seconds(seconds)}")
     writer.close()
     if args.track:
         import wandb
 
         wandb.finish()
-    if interrupted:
-        sys.exit(130)
+    sys.exit(130 if stop.requested else 0)

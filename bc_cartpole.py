@@ -84,7 +84,7 @@ class Args:
 
     # PPO of the inline expert (as in ppo_discrete.py)
     num_envs: int = 4
-    """the number of parallel environments (1 reproduces the article's single-env mode)"""
+    """the number of parallel environments (`--num-envs 1` steps a single env, as the articles do)"""
     num_steps: int = 128
     """the number of steps run in each environment per rollout (batch = num_envs x num_steps)"""
     anneal_lr: bool = True

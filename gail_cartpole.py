@@ -72,7 +72,7 @@ class Args:
     learning_rate: float = 1e-3
     """the learning rate of the generator's PPO optimizer (`actor_lr` in the article; ppo_discrete.py: 2.5e-4)"""
     num_envs: int = 4
-    """the number of parallel environments (1 reproduces the article's single-env mode)"""
+    """the number of parallel environments (`--num-envs 1` steps a single env, as the articles do)"""
     num_steps: int = 128
     """the number of steps run in each environment per rollout (batch = num_envs x num_steps)"""
     anneal_lr: bool = True

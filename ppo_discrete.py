@@ -61,7 +61,7 @@ class Args:
     learning_rate: float = 2.5e-4
     """the learning rate of the optimizer"""
     num_envs: int = 4
-    """the number of parallel environments (`--num-envs 1 --num-steps 512` is the article's single-env mode)"""
+    """the number of parallel environments (`--num-envs 1` steps a single env, as the articles do)"""
     num_steps: int = 128
     """the number of steps run in each environment per rollout (batch = num_envs x num_steps)"""
     anneal_lr: bool = True

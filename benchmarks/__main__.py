@@ -9,7 +9,6 @@ from benchmarks.runner import run_suite
 from benchmarks.suite import BENCH_DIR, ROOT, discover_suites, suites_left_out_of_all
 from benchmarks.summary import summarize
 
-
 # fragment writers that read the runs of the suites (run by `all` after the suites)
 RUN_READERS = ["imitation"]
 
@@ -24,7 +23,9 @@ def main(argv=None) -> int:
     import benchmarks
 
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description=benchmarks.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m benchmarks",
+        description=benchmarks.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the suites of benchmarks/suites/ and the speed benchmarks")
@@ -34,7 +35,8 @@ def main(argv=None) -> int:
     summ = sub.add_parser("summarize", help="rebuild benchmarks/RESULTS.md and benchmarks/plots/ from all runs present")
     summ.add_argument("--no-plots", action="store_true", help="keep the existing plots")
     every = sub.add_parser(
-        "all", help="rerun every suite (but those listed in a suite file's NOT_IN_ALL) and every speed_*.py, then summarize"
+        "all",
+        help="rerun every suite (but those listed in a suite file's NOT_IN_ALL) and every speed_*.py, then summarize",
     )
     every.add_argument("--workers", type=int, default=1, help="runs at a time (default 1)")
     every.add_argument("--no-speed", action="store_true", help="skip the speed_*.py benchmarks")

@@ -46,4 +46,6 @@ def machine_info() -> dict:
 def describe(info: dict) -> str:
     """One line, e.g. `2 cores, Intel(R) Xeon(R) ...; Linux 6.1; Python 3.11.2, torch 2.13.0+cpu, ...`."""
     versions = ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items() if v)
-    return f"{info.get('cores')} cores, {info.get('cpu')}; {info.get('system')}; Python {info.get('python')}, {versions}"
+    return (
+        f"{info.get('cores')} cores, {info.get('cpu')}; {info.get('system')}; Python {info.get('python')}, {versions}"
+    )

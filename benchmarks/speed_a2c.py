@@ -92,8 +92,8 @@ class StoredFrames:
 
 def network_child(steps: int, seed: int, threads: int) -> None:
     """The script's training loop with the games replaced by `StoredFrames`: its `collect_rollout`
-    (acting, sampling, storage, LSTM resets), then the bootstrap value, returns, loss, backward, clip
-    and Adam as in its main loop."""
+    (acting, sampling, storage, LSTM resets), then the bootstrap value, returns (GAE with lambda 1),
+    loss, backward, clip and Adam as in its main loop."""
     import torch
 
     a2c = load_a2c()
@@ -112,7 +112,8 @@ def network_child(steps: int, seed: int, threads: int) -> None:
         )
         with torch.no_grad():
             _, last_value, _ = agent.step(next_obs, state)
-            returns = a2c.discounted_returns(storage["rewards"], storage["dones"], storage["final_values"], last_value, 0.99)
+            rewards, dones, final_values = storage["rewards"], storage["dones"], storage["final_values"]
+            _, returns = a2c.compute_gae(rewards, values, dones, final_values, last_value, 0.99, 1.0)
         loss = a2c.a2c_loss(logits, values, storage["actions"], returns, 0.02, 0.5)[0]
         optimizer.zero_grad()
         loss.backward()
@@ -122,16 +123,18 @@ def network_child(steps: int, seed: int, threads: int) -> None:
 
 
 def child(kind: str, steps: int, seed: int, threads: int, cwd: Path) -> float:
-    cmd = [sys.executable, "-m", "benchmarks.speed_a2c", f"--{kind}-child", "--steps", str(steps), "--seed", str(seed),
-           "--threads", str(threads)]
+    flags = f"--{kind}-child --steps {steps} --seed {seed} --threads {threads}".split()
+    cmd = [sys.executable, "-m", "benchmarks.speed_a2c", *flags]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])["sps"]
 
 
 def run_script(steps: int, seed: int, threads: int, cwd: Path) -> float:
-    cmd = [sys.executable, str(ROOT / "a2c_atari_lstm.py"), "--env-id", ENV_ID, "--total-timesteps", str(steps),
-           "--seed", str(seed), "--checkpoint-interval", "0", "--torch-threads", str(threads)]
+    flags = (
+        f"--env-id {ENV_ID} --total-timesteps {steps} --seed {seed} --checkpoint-interval 0 --torch-threads {threads}"
+    )
+    cmd = [sys.executable, str(ROOT / "a2c_atari_lstm.py"), *flags.split()]
     out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=True).stdout
     return float(re.findall(r"SPS\s+(\d+)", out)[-1])
 
@@ -160,14 +163,17 @@ def main(argv=None) -> None:
         sides[(SCRIPT, threads)] = lambda s, seed, cwd, n=threads: run_script(s, seed, n, cwd)
         sides[(NETWORK_ONLY, threads)] = lambda s, seed, cwd, n=threads: child("network", s, seed, n, cwd)
         sides[(SB3, threads)] = lambda s, seed, cwd, n=threads: child("sb3", s, seed, n, cwd)
-    results = run_alternating(sides, opts.steps, opts.repeats, opts.seed,
-                              lambda key, sps: f"{key[0]}, threads {key[1] or '-'}: {sps:.0f} SPS")
+    results = run_alternating(
+        sides, opts.steps, opts.repeats, opts.seed, lambda key, sps: f"{key[0]}, threads {key[1] or '-'}: {sps:.0f} SPS"
+    )
     from importlib import metadata
 
     mean = {key: float(np.mean(vals)) for key, vals in results.items()}
     rows = "\n".join(
         f"| {name} | {threads or '-'} | {', '.join(f'{v:.0f}' for v in results[(name, threads)])} | {mean[(name, threads)]:.0f} |"
-        for name, threads in sorted(results, key=lambda k: (k[1] or 0, [ENV_ONLY, SCRIPT, NETWORK_ONLY, SB3].index(k[0])))
+        for name, threads in sorted(
+            results, key=lambda k: (k[1] or 0, [ENV_ONLY, SCRIPT, NETWORK_ONLY, SB3].index(k[0]))
+        )
     )
     env_only = mean[(ENV_ONLY, None)]
     ratio_rows = "\n".join(
@@ -177,8 +183,11 @@ def main(argv=None) -> None:
         for n in opts.threads
     )
     defaults = (20000, 2, [1, 2])
-    command = COMMAND + ("" if (opts.steps, opts.repeats, opts.threads) == defaults else
-                         f" --steps {opts.steps} --repeats {opts.repeats} --threads {' '.join(map(str, opts.threads))}")
+    command = COMMAND + (
+        ""
+        if (opts.steps, opts.repeats, opts.threads) == defaults
+        else f" --steps {opts.steps} --repeats {opts.repeats} --threads {' '.join(map(str, opts.threads))}"
+    )
     body = (
         f"{ENV_ID}, {NUM_ENVS} environments, {opts.steps} steps per run, {opts.repeats} runs of each side, "
         "alternating, each in a fresh process, CPU, the same torch thread count on both sides. "
@@ -198,8 +207,9 @@ def main(argv=None) -> None:
         "nothing: where it is below 2x, the 2x target is out of reach for this network at that thread count "
         "on this machine, whatever the env loop does.\n"
     )
-    path = write_fragment("speed_a2c", "Speed: a2c_atari_lstm.py vs its ceilings and stable-baselines3 A2C",
-                          command, body)
+    path = write_fragment(
+        "speed_a2c", "Speed: a2c_atari_lstm.py vs its ceilings and stable-baselines3 A2C", command, body
+    )
     summary = ", ".join(f"{n} thread(s): vs sb3 {mean[(SCRIPT, n)] / mean[(SB3, n)]:.2f}" for n in opts.threads)
     print(f"ratios: {summary}; written {path}")
 

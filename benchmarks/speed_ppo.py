@@ -65,7 +65,16 @@ def sb3_child(steps: int, seed: int) -> None:
 
 
 def run_ppo_discrete(steps: int, seed: int, cwd: Path) -> dict:
-    cmd = [sys.executable, str(ROOT / "ppo_discrete.py"), "--env-id", "CartPole-v1", "--total-timesteps", str(steps), "--seed", str(seed)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "ppo_discrete.py"),
+        "--env-id",
+        "CartPole-v1",
+        "--total-timesteps",
+        str(steps),
+        "--seed",
+        str(seed),
+    ]
     start = time.perf_counter()
     out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=True).stdout
     wall = time.perf_counter() - start
@@ -96,19 +105,29 @@ def main(argv=None) -> None:
         sb3_child(opts.steps, opts.seed)
         return
     runners = {"ppo_discrete.py": run_ppo_discrete, "stable-baselines3 PPO": run_sb3}
-    results = run_alternating(runners, opts.steps, opts.repeats, opts.seed,
-                              lambda name, r: f"{name}: {r['sps']:.0f} SPS ({r['wall_s']:.1f} s wall)")
+    results = run_alternating(
+        runners,
+        opts.steps,
+        opts.repeats,
+        opts.seed,
+        lambda name, r: f"{name}: {r['sps']:.0f} SPS ({r['wall_s']:.1f} s wall)",
+    )
     from importlib import metadata
 
     ours = np.array([r["sps"] for r in results["ppo_discrete.py"]])
     sb3 = np.array([r["sps"] for r in results["stable-baselines3 PPO"]])
     ratio = ours.mean() / sb3.mean()
     rows = "\n".join(
-        f"| {name} | " + ", ".join(f"{r['sps']:.0f}" for r in rs) + f" | {np.mean([r['sps'] for r in rs]):.0f} | "
-        + ", ".join(f"{r['wall_s']:.1f}" for r in rs) + " |"
+        f"| {name} | "
+        + ", ".join(f"{r['sps']:.0f}" for r in rs)
+        + f" | {np.mean([r['sps'] for r in rs]):.0f} | "
+        + ", ".join(f"{r['wall_s']:.1f}" for r in rs)
+        + " |"
         for name, rs in results.items()
     )
-    command = COMMAND + ("" if (opts.steps, opts.repeats) == (102400, 3) else f" --steps {opts.steps} --repeats {opts.repeats}")
+    command = COMMAND + (
+        "" if (opts.steps, opts.repeats) == (102400, 3) else f" --steps {opts.steps} --repeats {opts.repeats}"
+    )
     body = (
         f"CartPole-v1, {opts.steps} steps per run, {opts.repeats} runs each, alternating, one torch thread, CPU; "
         "identical hyper-parameters and networks (4 envs x 128 steps, 4 minibatches of 128, 4 epochs, lr 2.5e-4 "

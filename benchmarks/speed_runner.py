@@ -31,7 +31,9 @@ def main(argv=None) -> None:
     member = dataclasses.replace(member, env_ids=[opts.env_id], args=(*member.args, *extra))
     results = {}
     for workers in (2, 1):
-        results[workers] = run_suite(opts.suite, [member], workers=workers, runs_dir=BENCH_DIR / "runs" / "_scaling" / f"w{workers}")
+        results[workers] = run_suite(
+            opts.suite, [member], workers=workers, runs_dir=BENCH_DIR / "runs" / "_scaling" / f"w{workers}"
+        )
     ratio = results[1]["wall_s"] / results[2]["wall_s"]
     rows = []
     for workers in (2, 1):
@@ -52,7 +54,9 @@ def main(argv=None) -> None:
         f"(for {n} runs on 2 workers the ideal is {ideal:.2f}x, if a run's speed did not depend on the run "
         "beside it; compare the per-run wall times of the two lines, which also move with other load on the machine).\n"
     )
-    command = COMMAND + "".join(f" --{k.replace('_', '-')} {v}" for k, v in vars(opts).items() if v != parser.get_default(k))
+    command = COMMAND + "".join(
+        f" --{k.replace('_', '-')} {v}" for k, v in vars(opts).items() if v != parser.get_default(k)
+    )
     path = write_fragment("runner_scaling", "Parallel runner: 2 workers vs 1", command, body)
     print(f"ratio {ratio:.2f}; written {path}")
 

@@ -150,9 +150,7 @@ def group_records(records: list, suites: dict) -> dict:
 def threshold_for(record: dict, suites: dict):
     """The current suite definition's threshold for this env, else the one recorded at run time."""
     m = record["meta"]
-    member = next(
-        (s for s in suites.get(m["suite"], []) if s.label == m["label"] and m["env_id"] in s.env_ids), None
-    )
+    member = next((s for s in suites.get(m["suite"], []) if s.label == m["label"] and m["env_id"] in s.env_ids), None)
     thresholds = member.thresholds if member else m.get("thresholds", {})
     return thresholds.get(m["env_id"])
 
@@ -203,13 +201,17 @@ def suite_table(suite_name: str, labels: dict, suites: dict) -> str:
                 f"`{script}`",
                 env_id,
                 ", ".join(str(s["seed"]) for s in stats),
-                ", ".join(str(s["episodes"]) for s in stats) if len({s["episodes"] for s in stats}) > 1 else str(stats[0]["episodes"]),
+                ", ".join(str(s["episodes"]) for s in stats)
+                if len({s["episodes"] for s in stats}) > 1
+                else str(stats[0]["episodes"]),
                 f"**{fmt(last_mean)} ± {fmt(last_std)}**",
                 ", ".join(fmt(s["last"]) for s in stats),
                 f"{fmt(all_mean)} ± {fmt(all_std)}",
                 "—" if threshold is None else f"{threshold:g}",
                 "—" if threshold is None else fmt_steps([s["reached"] for s in stats]),
-                ", ".join(f"{s['last_step']:,}" for s in stats) if len({s["last_step"] for s in stats}) > 1 else f"{stats[0]['last_step']:,}",
+                ", ".join(f"{s['last_step']:,}" for s in stats)
+                if len({s["last_step"] for s in stats}) > 1
+                else f"{stats[0]['last_step']:,}",
                 f"{np.mean(sps):,.0f}" if sps else "n/a",
                 f"{np.mean([s['wall_s'] for s in stats]):.1f} s",
                 f"{max(s['peak_rss_mib'] for s in stats):.0f} MiB",
@@ -331,7 +333,9 @@ def draw_plots(root: Path, suites: dict, grouped: dict) -> list:
             for threshold in sorted(thresholds):
                 ax.axhline(threshold, color="grey", linestyle=":", linewidth=1, label=f"threshold {threshold:g}")
             for style, (label, value, n) in zip(["--", "-.", ":"], baselines.get(env_id, [])):
-                ax.axhline(value, color="black", linestyle=style, linewidth=1, label=f"{label}: {value:.1f} ({n} episodes)")
+                ax.axhline(
+                    value, color="black", linestyle=style, linewidth=1, label=f"{label}: {value:.1f} ({n} episodes)"
+                )
             if not drawn:
                 plt.close(fig)
                 continue

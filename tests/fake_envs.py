@@ -49,3 +49,26 @@ class GridObsEnv(CountingEnv):
 
 gym.register("Counting-v0", entry_point=CountingEnv)
 gym.register("GridObs-v0", entry_point=GridObsEnv, max_episode_steps=50)
+
+
+class CrashingEnv(CountingEnv):
+    """CountingEnv (with 4-value observations) whose `step` raises after `crash_after` steps in
+    total: a broken user env, to test how a script handles an env that fails mid-run."""
+
+    def __init__(self, length: int = 10, crash_after: int = 200):
+        super().__init__(length)
+        self.observation_space = gym.spaces.Box(0.0, 1e6, shape=(4,), dtype=np.float32)
+        self.crash_after = crash_after
+        self.total_steps = 0
+
+    def _obs(self):
+        return np.array([self.episode, self.t, 0.0, 0.0], dtype=np.float32)
+
+    def step(self, action):
+        self.total_steps += 1
+        if self.total_steps > self.crash_after:
+            raise RuntimeError(f"the env broke on purpose after {self.crash_after} steps")
+        return super().step(action)
+
+
+gym.register("Crashing-v0", entry_point=CrashingEnv)

@@ -1,18 +1,21 @@
 """Unit tests of a2c_atari_lstm.py: returns, the LSTM state handling, the two env backends,
-checkpoint/resume, Ctrl-C and bad input. Expected values are worked out by hand in the comments."""
+checkpoint/resume, play, signals and bad input. Expected values are worked out by hand in the comments."""
 
+import importlib.util
 import os
 import signal
 import subprocess
-import time
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
 from conftest import ROOT, assert_user_error, load_script, read_scalars, run_script
+
+SCRIPT = "a2c_atari_lstm.py"
+BREAKOUT = ["--env-id", "BreakoutNoFrameskip-v4"]
 
 
 @pytest.fixture(scope="module")
@@ -24,20 +27,45 @@ def col(*values):
     return torch.tensor(values, dtype=torch.float32)
 
 
-def test_returns_with_episode_end_mid_rollout(a2c):
-    # 5-step rollout, gamma 0.5, rewards 1 0 2 0 1, the critic values the observation after the rollout at 10.
-    # env 0: terminated at step 2 -> nothing is bootstrapped there.
-    #   R4 = 1 + .5*10 = 6, R3 = 0 + .5*6 = 3, R2 = 2 (end), R1 = 0 + .5*2 = 1, R0 = 1 + .5*1 = 1.5
-    # env 1: truncated at step 2, critic's value of its final observation 4 -> bootstrapped.
-    #   R4 = 6, R3 = 3, R2 = 2 + .5*4 = 4, R1 = .5*4 = 2, R0 = 1 + .5*2 = 2
-    rewards = torch.stack([col(1, 0, 2, 0, 1), col(1, 0, 2, 0, 1)], dim=1)
-    dones = torch.zeros(5, 2)
-    dones[2] = 1.0
-    final_values = torch.zeros(5, 2)
-    final_values[2, 1] = 4.0
-    returns = a2c.discounted_returns(rewards, dones, final_values, col(10, 10), gamma=0.5)
-    torch.testing.assert_close(returns[:, 0], col(1.5, 1, 2, 3, 6))
-    torch.testing.assert_close(returns[:, 1], col(2, 2, 4, 3, 6))
+def nstep_returns(a2c, rewards, dones, final_values, last_value, gamma):
+    """The article's n-step returns are GAE with lambda 1: the values cancel, so any values give them."""
+    values = torch.randn(rewards.shape, generator=torch.Generator().manual_seed(0)) * 5
+    _, returns = a2c.compute_gae(rewards, values, dones, final_values, last_value, gamma, 1.0)
+    return returns
+
+
+def article_returns(rewards, dones, final_value, gamma):
+    """The article's `_discount_rewards`: every step masked with `dones[-1]`, through `masked_scatter`."""
+    keep = (1 - dones[-1]).bool()
+    ret = torch.zeros_like(final_value).masked_scatter(keep, final_value)
+    out = torch.zeros_like(rewards)
+    for t in reversed(range(rewards.shape[0])):
+        ret = torch.zeros_like(ret).masked_scatter(keep, rewards[t] + gamma * ret)
+        out[t] = ret
+    return out
+
+
+def test_returns_with_episodes_ending_at_different_steps(a2c):
+    # 5-step rollout, gamma 0.5, rewards 1 0 2 0 1 in every game; the critic values the observation
+    # after the rollout at 10, 20, 30 (games 0, 1, 2).
+    # game 0 terminated at the LAST step: R4 = 1, R3 = .5, R2 = 2.25, R1 = 1.125, R0 = 1.5625
+    # game 1 terminated at step 1: R4 = 1 + .5*20 = 11, R3 = 5.5, R2 = 2 + 2.75 = 4.75, R1 = 0, R0 = 1
+    # game 2 truncated at step 2, critic's value of its final observation 4:
+    #   R4 = 1 + .5*30 = 16, R3 = 8, R2 = 2 + .5*4 = 4, R1 = .5*4 = 2, R0 = 1 + .5*2 = 2
+    rewards = col(1, 0, 2, 0, 1).unsqueeze(1).repeat(1, 3)
+    dones, final_values = torch.zeros(5, 3), torch.zeros(5, 3)
+    dones[4, 0] = dones[1, 1] = dones[2, 2] = 1.0
+    final_values[2, 2] = 4.0
+    returns = nstep_returns(a2c, rewards, dones, final_values, col(10, 20, 30), gamma=0.5)
+    torch.testing.assert_close(returns[:, 0], col(1.5625, 1.125, 2.25, 0.5, 1.0))
+    torch.testing.assert_close(returns[:, 1], col(1.0, 0.0, 4.75, 5.5, 11.0))
+    torch.testing.assert_close(returns[:, 2], col(2.0, 2.0, 4.0, 8.0, 16.0))
+    # the article: dones[-1] = (1, 0, 0), so masked_scatter packs its source into games 1 and 2 in
+    # order: R = (0, 10, 20) before the loop (games 1, 2 get the bootstraps of games 0, 1), then at
+    # step 4 the source (1 + .5*0, 1 + .5*10, 1 + .5*20) = (1, 6, 11) gives R4 = (0, 1, 6), not (1, 11, 16)
+    article = article_returns(rewards, dones, col(10, 20, 30), 0.5)
+    torch.testing.assert_close(article[4], col(0.0, 1.0, 6.0))
+    assert not torch.allclose(article, returns)
 
 
 def test_dones_last_regression(a2c):
@@ -46,27 +74,26 @@ def test_dones_last_regression(a2c):
     # correct: R4 = 1, R3 = .5, R2 = 2.25, R1 = 1.125, R0 = 1.5625.
     rewards = col(1, 0, 2, 0, 1).unsqueeze(1)
     dones = col(0, 0, 0, 0, 1).unsqueeze(1)
-    returns = a2c.discounted_returns(rewards, dones, torch.zeros(5, 1), col(10), gamma=0.5)
+    returns = nstep_returns(a2c, rewards, dones, torch.zeros(5, 1), col(10), gamma=0.5)
     torch.testing.assert_close(returns[:, 0], col(1.5625, 1.125, 2.25, 0.5, 1.0))
+    assert torch.equal(article_returns(rewards, dones, col(10), 0.5), torch.zeros(5, 1))
     # Episode ends at step 1 only: the article (dones[-1] = 0) leaks R2 into R1: 0 + .5*R2 with
     # R2 = 2 + .5*(0 + .5*6) = 3.5. Correct: R1 = 0, R0 = 1; the new episode R2 = 3.5, R3 = 3, R4 = 6.
     dones = col(0, 1, 0, 0, 0).unsqueeze(1)
-    returns = a2c.discounted_returns(rewards, dones, torch.zeros(5, 1), col(10), gamma=0.5)
+    returns = nstep_returns(a2c, rewards, dones, torch.zeros(5, 1), col(10), gamma=0.5)
     torch.testing.assert_close(returns[:, 0], col(1.0, 0.0, 3.5, 3.0, 6.0))
+    torch.testing.assert_close(article_returns(rewards, dones, col(10), 0.5)[:2, 0], col(1.875, 1.75))
 
 
-def test_gae_lambda_one_equals_nstep_returns(a2c):
-    gen = torch.Generator().manual_seed(0)
-    rewards = torch.randn(5, 6, generator=gen)
-    values = torch.randn(5, 6, generator=gen)
-    dones = (torch.rand(5, 6, generator=gen) < 0.3).float()
-    final_values = torch.randn(5, 6, generator=gen) * dones
-    last_value = torch.randn(6, generator=gen)
-    nstep = a2c.discounted_returns(rewards, dones, final_values, last_value, 0.99)
-    _, gae_returns = a2c.compute_gae(rewards, values, dones, final_values, last_value, 0.99, 1.0)
-    torch.testing.assert_close(gae_returns, nstep)
-    _, gae_returns_095 = a2c.compute_gae(rewards, values, dones, final_values, last_value, 0.99, 0.95)
-    assert not torch.allclose(gae_returns_095, nstep)  # lambda matters, so the equality above means something
+def test_gae_lambda_below_one_uses_the_values(a2c):
+    # one step before the bootstrap, gamma 1: delta_1 = 1 + 10 - 4 = 7, delta_0 = 0 + 4 - 2 = 2;
+    # lambda .5: A_1 = 7, A_0 = 2 + .5*7 = 5.5, returns = A + V = (7.5, 11); lambda 1: (11, 11)
+    rewards, values = col(0, 1).unsqueeze(1), col(2, 4).unsqueeze(1)
+    zeros = torch.zeros(2, 1)
+    _, returns = a2c.compute_gae(rewards, values, zeros, zeros, col(10), 1.0, 0.5)
+    torch.testing.assert_close(returns[:, 0], col(7.5, 11.0))
+    _, returns = a2c.compute_gae(rewards, values, zeros, zeros, col(10), 1.0, 1.0)
+    torch.testing.assert_close(returns[:, 0], col(11.0, 11.0))
 
 
 def test_lstm_reset_zeroes_only_ended_envs(a2c):
@@ -81,13 +108,26 @@ class ScriptedGames:
     """Stands in for AtariGames: replays given frames and episode ends."""
 
     def __init__(self, frames, terminated, truncated, final_frames):
-        self.frames, self.terminated, self.truncated, self.final_frames, self.t = frames, terminated, truncated, final_frames, 0
+        self.frames, self.terminated, self.truncated, self.final_frames, self.t = (
+            frames,
+            terminated,
+            truncated,
+            final_frames,
+            0,
+        )
 
     def step(self, actions):
         t, self.t = self.t, self.t + 1
         reward = np.full(len(actions), float(t))
         no_games = (np.zeros(0), np.zeros(0, dtype=np.int64))
-        return self.frames[t + 1].numpy(), reward, self.terminated[t], self.truncated[t], {"final_obs": self.final_frames[t]}, no_games
+        return (
+            self.frames[t + 1].numpy(),
+            reward,
+            self.terminated[t],
+            self.truncated[t],
+            {"final_obs": self.final_frames[t]},
+            no_games,
+        )
 
     def final_obs(self, infos, indices):
         return infos["final_obs"][indices].numpy()
@@ -198,59 +238,182 @@ def test_backends_same_frames_and_whole_game_score(a2c):
 
 
 def test_non_atari_env_id_exits_2(tmp_path: Path):
-    result = run_script("a2c_atari_lstm.py", ["--env-id", "CartPole-v1"], cwd=tmp_path)
+    result = run_script(SCRIPT, ["--env-id", "CartPole-v1"], cwd=tmp_path)
     assert_user_error(result, tmp_path, "--env-id")
+
+
+@pytest.mark.parametrize(
+    "flags, flag",
+    [
+        (["--learning-rate", "nan"], "--learning-rate"),
+        (["--learning-rate", "inf"], "--learning-rate"),
+        (["--seed", "-1"], "--seed"),
+        (["--seed", str(2**64)], "--seed"),
+        (["--num-envs", "100000"], "--num-envs"),
+    ],
+)
+def test_bad_values_exit_2_before_anything_is_written(tmp_path: Path, flags, flag):
+    assert_user_error(run_script(SCRIPT, flags, cwd=tmp_path), tmp_path, flag)
+
+
+def test_unwritable_run_directory_exits_2(tmp_path: Path):
+    (tmp_path / "runs").write_text("a file where the run directory should go")
+    result = run_script(SCRIPT, [*BREAKOUT, "--num-envs", "2", "--total-timesteps", "10"], cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip().startswith("error: cannot write the run directory")
+    assert len(result.stderr.strip().splitlines()) == 1 and (tmp_path / "runs").is_file()
 
 
 def test_bad_resume_file_exits_2(tmp_path: Path):
     (tmp_path / "bad.pt").write_text("not a checkpoint")
-    result = run_script("a2c_atari_lstm.py", ["--resume", "bad.pt"], cwd=tmp_path)
-    assert_user_error(result, tmp_path, "--resume")
+    result = run_script(SCRIPT, ["--resume", "bad.pt"], cwd=tmp_path)
+    assert_user_error(result, tmp_path, "bad.pt")
+    assert_user_error(run_script(SCRIPT, ["--resume", "missing.pt"], cwd=tmp_path), tmp_path, "no such file")
+
+
+@pytest.mark.parametrize("mode", ["--play", "--resume"])
+def test_file_of_another_script_or_env_exits_2(tmp_path: Path, mode):
+    other = {"script": "ppo_discrete", "model": {}, "args": {"env_id": "CartPole-v1"}}
+    torch.save(other, tmp_path / "other.pt")
+    assert_user_error(run_script(SCRIPT, [mode, "other.pt"], cwd=tmp_path), tmp_path, "ppo_discrete")
+    mine = {"script": "a2c_atari_lstm", "model": {}, "args": {"env_id": "BreakoutNoFrameskip-v4"}}
+    torch.save(mine, tmp_path / "breakout.pt")
+    assert_user_error(run_script(SCRIPT, [mode, "breakout.pt"], cwd=tmp_path), tmp_path, "--env-id Breakout")
+    # this script's, this env's, but no network in it (--play) / no optimizer or step counter (--resume)
+    expected = "does not hold this script's network" if mode == "--play" else "not a checkpoint"
+    assert_user_error(run_script(SCRIPT, [mode, "breakout.pt", *BREAKOUT], cwd=tmp_path), tmp_path, expected)
+
+
+def test_resume_takes_the_checkpoint_settings_except_the_flags_given(a2c, tmp_path: Path):
+    saved_args = vars(a2c.Args(env_id="BreakoutNoFrameskip-v4", num_envs=2, num_steps=9, save_model=True, seed=3))
+    checkpoint = {"script": "a2c_atari_lstm", "model": {}, "optimizer": {}, "global_step": 40, "run_name": "r"}
+    torch.save({**checkpoint, "args": {**saved_args, "batch_size": 18}}, tmp_path / "ckpt.pt")
+    args = a2c.Args(env_id="BreakoutNoFrameskip-v4", resume=str(tmp_path / "ckpt.pt"), save_model=False, num_steps=7)
+    argv = ["--resume", args.resume, "--env-id", args.env_id, "--no-save-model", "--num-steps=7"]
+    assert a2c.resume_from(args, argv)["global_step"] == 40
+    assert (args.num_envs, args.seed) == (2, 3)  # from the checkpoint
+    assert (args.save_model, args.num_steps) == (False, 7)  # given: `--no-flag` and `--flag=value`
+    assert not hasattr(args, "batch_size") and args.resume == str(tmp_path / "ckpt.pt")
+
+
+def all_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """The scalars as TensorBoard shows them: all event files of the run in one accumulator, so that a
+    resumed run's purge of the interrupted run's later points takes effect."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
 def test_checkpoint_resumes_same_parameters_and_step(tmp_path: Path):
-    common = ["--env-id", "BreakoutNoFrameskip-v4", "--num-envs", "2", "--checkpoint-interval", "40"]
-    first = run_script("a2c_atari_lstm.py", [*common, "--total-timesteps", "80"], cwd=tmp_path)
+    common = [*BREAKOUT, "--num-envs", "2", "--checkpoint-interval", "40", "--eval-episodes", "0"]
+    first = run_script(SCRIPT, [*common, "--total-timesteps", "80", "--save-model"], cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     (run_dir,) = list((tmp_path / "runs").iterdir())
-    ckpt_path = run_dir / "checkpoint.pt"
+    ckpt_path, model_path = run_dir / "checkpoint.pt", run_dir / "a2c_atari_lstm.pt"
     ckpt = torch.load(ckpt_path, weights_only=True)
-    assert ckpt["global_step"] == 80 and ckpt["args"]["checkpoint_interval"] == 40
-    # resuming with nothing left to do saves exactly the checkpoint's parameters
-    again = run_script(
-        "a2c_atari_lstm.py",
-        ["--resume", str(ckpt_path), "--total-timesteps", "80", "--save-model", "--eval-episodes", "0"],
-        cwd=tmp_path,
-    )
+    assert (ckpt["script"], ckpt["global_step"], ckpt["args"]["checkpoint_interval"]) == ("a2c_atari_lstm", 80, 40)
+    # as if the run had crashed after logging a point past its checkpoint: TensorBoard must drop that
+    # point when the run resumes, and keep the one logged at the checkpoint step
+    time.sleep(1.1)  # event files are read in the order of their names, which start with the second
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(run_dir)) as stray:
+        stray.add_scalar("charts/SPS", 999.0, 120)
+    # resuming with nothing left to do saves exactly the checkpoint's parameters (--save-model comes
+    # from the checkpoint)
+    model_path.unlink()
+    again = run_script(SCRIPT, ["--resume", str(ckpt_path), *BREAKOUT, "--total-timesteps", "80"], cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "at step 80" in again.stdout
-    saved = torch.load(run_dir / "a2c_atari_lstm.pt", weights_only=True)["model"]
-    assert saved.keys() == ckpt["model"].keys()
-    assert all(torch.equal(saved[k], ckpt["model"][k]) for k in saved)
-    # resuming further continues the same run directory and its curve after step 80; the
-    # checkpoint's settings are kept (2 envs, interval 40: a checkpoint at 160)
-    more = run_script("a2c_atari_lstm.py", ["--resume", str(ckpt_path), "--total-timesteps", "160"], cwd=tmp_path)
+    saved = torch.load(model_path, weights_only=True)["model"]
+    assert saved.keys() == ckpt["model"].keys() and all(torch.equal(saved[k], ckpt["model"][k]) for k in saved)
+    # resuming further continues the same run directory and its curve after step 80 with the checkpoint's
+    # settings (2 envs, interval 40: a checkpoint at 160), except the flags given: --no-save-model
+    model_path.unlink()
+    more = run_script(
+        SCRIPT, ["--resume", str(ckpt_path), *BREAKOUT, "--total-timesteps=160", "--no-save-model"], cwd=tmp_path
+    )
     assert more.returncode == 0, more.stderr[-2000:]
     assert list((tmp_path / "runs").iterdir()) == [run_dir]
-    assert torch.load(ckpt_path, weights_only=True)["global_step"] == 160
-    sps_steps = [s for s, _ in read_scalars(run_dir)["charts/SPS"]]
-    assert sorted(sps_steps) == [80, 160]  # one curve: the first run's last point, then the resumed run's
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    assert ckpt["global_step"] == 160 and ckpt["args"]["save_model"] is False and ckpt["args"]["num_envs"] == 2
+    assert not model_path.exists()  # --no-save-model won over the checkpoint's --save-model
+    assert [s for s, _ in all_scalars(run_dir)["charts/SPS"]] == [80, 160]  # one curve, the stray point gone
+    assert sorted(s for s, _ in read_scalars(run_dir)["charts/SPS"]) == [80, 120, 160]  # (it is in the files)
 
 
-def test_ctrl_c_saves_checkpoint_and_exits_130(tmp_path: Path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_saves_model_and_checkpoint_and_exits_130(tmp_path: Path, signum):
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "a2c_atari_lstm.py"), "--env-id", "BreakoutNoFrameskip-v4", "--save-model"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, str(ROOT / SCRIPT), *BREAKOUT, "--num-envs", "2", "--save-model"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         # as from a terminal: a background parent (CI, `cmd &`) may have SIGINT ignored, which children inherit
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert "run dir" in proc.stdout.readline()  # printed when training starts
     time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "checkpoint saved" in err
     (run_dir,) = list((tmp_path / "runs").iterdir())
     ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
-    assert ckpt["global_step"] > 0 and set(ckpt) >= {"model", "optimizer", "args", "run_name"}
-    assert (run_dir / "a2c_atari_lstm.pt").exists()
+    assert ckpt["global_step"] > 0 and set(ckpt) >= {"script", "model", "optimizer", "args", "run_name"}
+    assert torch.load(run_dir / "a2c_atari_lstm.pt", weights_only=True)["script"] == "a2c_atari_lstm"
+    assert "eval:" not in out  # no evaluation games after a stop
+
+
+def always_fire_model(a2c, path: Path) -> None:
+    """A --save-model file whose greedy policy always presses FIRE: a Breakout game then ends in a few
+    hundred steps (a policy that never fires can wait for the 108,000-frame limit)."""
+    agent = a2c.Agent(num_actions=4)
+    with torch.no_grad():
+        agent.actor.weight.zero_()
+        agent.actor.bias.copy_(torch.tensor([0.0, 5.0, 0.0, 0.0]))
+    args = vars(a2c.Args(env_id="BreakoutNoFrameskip-v4"))
+    torch.save({"script": "a2c_atari_lstm", "model": agent.state_dict(), "args": args}, path)
+
+
+def test_play_a_saved_model_prints_scores_and_writes_nothing(a2c, tmp_path: Path):
+    train_dir, play_dir = tmp_path / "train", tmp_path / "play"
+    train_dir.mkdir()
+    play_dir.mkdir()
+    trained = run_script(
+        SCRIPT,
+        [*BREAKOUT, "--num-envs", "2", "--total-timesteps", "20", "--save-model", "--eval-episodes", "0"],
+        cwd=train_dir,
+    )
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    (model_path,) = (train_dir / "runs").glob("*/a2c_atari_lstm.pt")
+    played = run_script(
+        SCRIPT, ["--play", str(model_path), *BREAKOUT, "--eval-episodes", "1", "--no-greedy"], cwd=play_dir
+    )
+    assert played.returncode == 0, played.stderr[-2000:]
+    lines = played.stdout.strip().splitlines()
+    assert lines[0].startswith("episode 1: score ") and ", length " in lines[0]
+    assert lines[-1].startswith("mean score over 1 episodes: ")
+    assert list(play_dir.iterdir()) == []
+    # greedy (the default), two games
+    always_fire_model(a2c, tmp_path / "fire.pt")
+    played = run_script(SCRIPT, ["--play", str(tmp_path / "fire.pt"), *BREAKOUT, "--eval-episodes", "2"], cwd=play_dir)
+    assert played.returncode == 0, played.stderr[-2000:]
+    lines = played.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["episode 1", "episode 2", "mean score over 2 episodes"]
+    assert list(play_dir.iterdir()) == []
+
+
+@pytest.mark.skipif(
+    None in (importlib.util.find_spec("moviepy"), importlib.util.find_spec("pygame")), reason="needs the video extra"
+)
+def test_play_capture_video_writes_mp4(a2c, tmp_path: Path):
+    always_fire_model(a2c, tmp_path / "fire.pt")
+    played = run_script(
+        SCRIPT, ["--play", "fire.pt", *BREAKOUT, "--eval-episodes", "1", "--capture-video"], cwd=tmp_path
+    )
+    assert played.returncode == 0, played.stderr[-2000:]
+    assert len(list((tmp_path / "videos").rglob("*.mp4"))) == 1 and not (tmp_path / "runs").exists()

@@ -1,13 +1,15 @@
-"""Unit tests of a3c_pong_hogwild.py: SharedAdam, GAE, the 42x42 frames, the stuck-action rule,
-the Hogwild! gradient hand-over, and the process supervision (failing worker, Ctrl-C, resume)."""
+"""Unit tests of a3c_pong_hogwild.py: SharedAdam, GAE, the 42x42 frames, the stuck-action rule and
+how cut test episodes are logged, the Hogwild! gradient hand-over, the process supervision (failing
+env, Ctrl-C and SIGTERM, also during start-up, resume), bad input, and `--play`."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections import deque
 from pathlib import Path
+from types import SimpleNamespace
 
 import gymnasium as gym
 import numpy as np
@@ -15,11 +17,11 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 import torch.nn as nn
-
 from conftest import ROOT, assert_user_error, load_script, read_scalars, run_script
 
 SCRIPT = "a3c_pong_hogwild.py"
 CARTPOLE_TINY = ["--env-id", "CartPole-v1", "--num-processes", "2", "--test-episodes", "2", "--eval-interval", "200"]
+TESTS_DIR = str(Path(__file__).resolve().parent)
 
 
 @pytest.fixture(scope="module")
@@ -141,9 +143,19 @@ def test_update_clips_the_local_gradient_norm(a3c):
 # --- GAE / n-step returns -------------------------------------------------------------------
 
 
+def gae(a3c, rewards, values, last_value, gamma, gae_lambda, ended=None):
+    """The worker's call: a rollout of one episode's steps; only its last step can end the episode
+    ("terminated": value 0; "truncated": bootstrapped from `last_value`, the final observation's value)."""
+    dones, final_values = torch.zeros(len(rewards)), torch.zeros(len(rewards))
+    if ended is not None:
+        dones[-1] = 1.0
+        final_values[-1] = last_value if ended == "truncated" else 0.0
+    return a3c.compute_gae(rewards, values, dones, final_values, torch.tensor(last_value), gamma, gae_lambda)
+
+
 def test_gae_lambda_one_equals_n_step_returns_with_bootstrap(a3c):
     rewards, values = torch.tensor([1.0, 0.0, 2.0]), torch.tensor([0.5, 0.2, 0.1])
-    advantages, returns = a3c.compute_gae(rewards, values, torch.tensor(3.0), gamma=0.9, gae_lambda=1.0)
+    advantages, returns = gae(a3c, rewards, values, 3.0, gamma=0.9, gae_lambda=1.0)
     # R2 = 2 + 0.9 * 3 = 4.7, R1 = 0 + 0.9 * 4.7 = 4.23, R0 = 1 + 0.9 * 4.23 = 4.807
     torch.testing.assert_close(returns, torch.tensor([4.807, 4.23, 4.7]))
     torch.testing.assert_close(advantages, torch.tensor([4.307, 4.03, 4.6]))
@@ -151,7 +163,7 @@ def test_gae_lambda_one_equals_n_step_returns_with_bootstrap(a3c):
 
 def test_gae_lambda_one_equals_n_step_returns_without_bootstrap(a3c):
     rewards, values = torch.tensor([1.0, 0.0, 2.0]), torch.tensor([0.5, 0.2, 0.1])
-    advantages, returns = a3c.compute_gae(rewards, values, torch.tensor(0.0), gamma=0.9, gae_lambda=1.0)
+    advantages, returns = gae(a3c, rewards, values, 0.0, gamma=0.9, gae_lambda=1.0, ended="terminated")
     # terminal: R2 = 2, R1 = 1.8, R0 = 1 + 0.9 * 1.8 = 2.62
     torch.testing.assert_close(returns, torch.tensor([2.62, 1.8, 2.0]))
     torch.testing.assert_close(advantages, torch.tensor([2.12, 1.6, 1.9]))
@@ -159,9 +171,18 @@ def test_gae_lambda_one_equals_n_step_returns_without_bootstrap(a3c):
 
 def test_gae_lambda_zero_is_the_one_step_td_error(a3c):
     rewards, values = torch.tensor([1.0, 0.0, 2.0]), torch.tensor([0.5, 0.2, 0.1])
-    advantages, _ = a3c.compute_gae(rewards, values, torch.tensor(3.0), gamma=0.9, gae_lambda=0.0)
+    advantages, _ = gae(a3c, rewards, values, 3.0, gamma=0.9, gae_lambda=0.0)
     # delta2 = 2 + 0.9 * 3 - 0.1, delta1 = 0 + 0.9 * 0.1 - 0.2, delta0 = 1 + 0.9 * 0.2 - 0.5
     torch.testing.assert_close(advantages, torch.tensor([0.68, -0.11, 4.6]))
+
+
+def test_gae_truncation_bootstraps_from_the_final_value_and_termination_does_not(a3c):
+    rewards, values = torch.tensor([1.0, 2.0]), torch.tensor([0.5, 0.1])
+    _, truncated = gae(a3c, rewards, values, 3.0, gamma=0.9, gae_lambda=1.0, ended="truncated")
+    _, terminated = gae(a3c, rewards, values, 3.0, gamma=0.9, gae_lambda=1.0, ended="terminated")
+    # truncated: R1 = 2 + 0.9 * 3 = 4.7, R0 = 1 + 0.9 * 4.7; terminated: R1 = 2, R0 = 1 + 0.9 * 2
+    torch.testing.assert_close(truncated, torch.tensor([5.23, 4.7]))
+    torch.testing.assert_close(terminated, torch.tensor([2.8, 2.0]))
 
 
 def test_a3c_loss_by_hand(a3c):
@@ -227,15 +248,6 @@ def test_pong_deterministic_v4_is_mapped_and_preprocessed(a3c):
 # --- the test process's stuck-action rule --------------------------------------------------
 
 
-def test_stuck_on_one_action_rule(a3c):
-    actions = deque([3] * 99, maxlen=100)
-    assert not a3c.stuck_on_one_action(actions)
-    actions.append(3)
-    assert a3c.stuck_on_one_action(actions)
-    actions.append(1)
-    assert not a3c.stuck_on_one_action(actions)
-
-
 class _EndlessEnv(gym.Env):
     observation_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
     action_space = gym.spaces.Discrete(2)
@@ -252,12 +264,66 @@ class _AlwaysAction1(nn.Module):
         return None
 
     def forward(self, x, state):
-        return torch.zeros(1, 1), torch.tensor([[0.0, 5.0]]), state
+        return torch.zeros(1), torch.tensor([[0.0, 5.0]]), state
 
 
-def test_play_episode_ends_after_100_identical_actions(a3c):
-    result = a3c.play_episode(_AlwaysAction1(), _EndlessEnv(), seed=0, greedy=True, max_repeat_actions=100)
-    assert result == (100.0, 100)
+class _ShortEnv(_EndlessEnv):
+    """An episode of 50 steps: a whole game even for a policy stuck on one action."""
+
+    def reset(self, seed=None, options=None):
+        self.t = 0
+        return super().reset(seed=seed)
+
+    def step(self, action):
+        self.t += 1
+        return np.zeros(4, np.float32), 1.0, self.t >= 50, False, {}
+
+
+def test_test_episode_stuck_on_one_action_is_cut_after_100_steps(a3c):
+    results = a3c.run_episodes(_AlwaysAction1(), _EndlessEnv(), 2, seed=0, greedy=True, max_repeat_actions=100)
+    assert results == [(100.0, 100, True), (100.0, 100, True)]
+    # a game that ends on its own is whole, and without the rule (0, as in --play) nothing is cut
+    assert a3c.run_episodes(_AlwaysAction1(), _ShortEnv(), 1, 0, True, 100) == [(50.0, 50, False)]
+    assert a3c.run_episodes(_AlwaysAction1(), _ShortEnv(), 1, 0, True, 0) == [(50.0, 50, False)]
+    stopped = a3c.run_episodes(_AlwaysAction1(), _EndlessEnv(), 3, 0, True, 100, should_stop=lambda: True)
+    assert stopped == []
+
+
+class _RecordingWriter:
+    def __init__(self):
+        self.scalars = {}
+
+    def add_scalar(self, tag, value, step):
+        self.scalars.setdefault(tag, []).append((step, value))
+
+
+def test_cut_test_episodes_are_logged_apart_from_whole_games(a3c, capsys):
+    writer = _RecordingWriter()
+    log = a3c.ParentLog(None, writer, SimpleNamespace(greedy_eval=True, max_repeat_actions=100), 0, 0.0)
+    log.evaluation(1000, [(-2.0, 100, True)], wall=10.0)  # early in training: cut at -2, no whole game
+    line = capsys.readouterr().out
+    assert "cut" in line and "-2" in line and "whole" not in line
+    assert "eval/episodic_return" not in writer.scalars and "eval/mean_return" not in writer.scalars
+    assert writer.scalars["eval/cut_return"] == [(1000, -2.0)]
+    assert writer.scalars["eval/cut_episodes"] == [(1000, 1)]
+    assert log.best_eval is None  # a cut episode never counts towards the best (solved) figure
+    log.evaluation(2000, [(19.0, 3000, False), (5.0, 100, True)], wall=20.0)
+    line = capsys.readouterr().out
+    assert "1 whole greedy episodes" in line and "1 cut" in line
+    assert writer.scalars["eval/episodic_return"] == [(2000, 19.0)]
+    assert writer.scalars["eval/mean_return"] == [(2000, 19.0)]
+    assert writer.scalars["eval/cut_episodes"][-1] == (2000, 1)
+    assert log.best_eval == (19.0, 2000, 20.0)
+
+
+def test_classic_defaults_apply_only_to_flags_not_given(a3c):
+    args = a3c.Args()
+    a3c.apply_classic_defaults(args, ["--env-id", "CartPole-v1", "--learning-rate=1e-4", "--clip-rewards"])
+    assert args.learning_rate == 1e-4 and args.clip_rewards  # given: kept, although they are the Atari defaults
+    assert args.total_timesteps == 500_000 and args.eval_interval == 10_000 and args.test_episodes == 20
+    args = a3c.Args(clip_rewards=False, test_episodes=3)  # as parsed from the command line below
+    a3c.apply_classic_defaults(args, ["--no-clip_rewards", "--test_episodes", "3"])
+    assert args.learning_rate == 5e-4 and not args.clip_rewards and args.test_episodes == 3
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -269,48 +335,101 @@ def test_children_are_never_forked_from_the_parent(a3c):
     assert a3c.start_method() in ("forkserver", "spawn")
 
 
-def test_worker_that_raises_stops_the_run(tmp_path):
+def test_worker_whose_env_raises_stops_the_run(tmp_path):
     start = time.time()
     result = run_script(
         SCRIPT,
-        [*CARTPOLE_TINY, "--total-timesteps", "1000000"],
+        [
+            "--env-id",
+            "fake_envs:Crashing-v0",
+            "--num-processes",
+            "2",
+            "--test-episodes",
+            "0",
+            "--total-timesteps",
+            "1000000",
+        ],
         cwd=tmp_path,
         timeout=60,
-        env={"A3C_HOGWILD_FAIL_WORKER": "1"},
+        env={"PYTHONPATH": TESTS_DIR},
     )
     assert result.returncode == 1, result.stderr[-2000:]
-    assert "worker 1 failed" in result.stderr and "raised on purpose" in result.stderr
+    assert re.search(r"error: worker \d failed", result.stderr) and "broke on purpose" in result.stderr
     assert time.time() - start < 40
     assert processes_in(tmp_path) == []
 
 
-def test_ctrl_c_saves_the_model_and_exits_130(tmp_path):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / SCRIPT), *CARTPOLE_TINY, "--total-timesteps", "200000", "--save-model"],
-        cwd=tmp_path,
+def start_run(args: list[str], cwd: Path) -> subprocess.Popen:
+    """The script in its own process group, as from a terminal (SIGINT not ignored)."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / SCRIPT), *args],
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
         start_new_session=True,
         # as from a terminal: a background parent (CI, `cmd &`) may have SIGINT ignored, which children inherit
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+def signal_when(proc: subprocess.Popen, prefix: str, send) -> tuple[str, str]:
+    """Call `send()` once the script prints a line starting with `prefix`; return (stdout, stderr)."""
     try:
-        for line in proc.stdout:  # wait until training is under way
-            if line.startswith("step "):
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith(prefix):
                 break
-        os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: the whole process group
-        _, stderr = proc.communicate(timeout=30)
+        send()
+        stdout, stderr = proc.communicate(timeout=60)
+        return "".join(seen) + stdout, stderr
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_ctrl_c_saves_the_model_and_exits_130(tmp_path):
+    proc = start_run([*CARTPOLE_TINY, "--total-timesteps", "200000", "--save-model"], tmp_path)
+    # what a terminal does: SIGINT to the whole process group, once training is under way
+    _, stderr = signal_when(proc, "step ", lambda: os.killpg(proc.pid, signal.SIGINT))
     assert proc.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
     checkpoint = torch.load(run_dir / "a3c_pong_hogwild.pt", weights_only=True)
-    assert checkpoint["args"]["env_id"] == "CartPole-v1"
+    assert checkpoint["args"]["env_id"] == "CartPole-v1" and checkpoint["script"] == "a3c_pong_hogwild"
+    assert processes_in(tmp_path) == []
+
+
+def send_sigterm(proc: subprocess.Popen, after_ctrl_c: bool) -> None:
+    if after_ctrl_c:  # a SIGTERM 20 ms after a Ctrl-C must not cut the saving short
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)  # the parent only, as `kill PID` does
+
+
+@pytest.mark.parametrize("after_ctrl_c", [False, True], ids=["sigterm", "sigterm-20ms-after-ctrl-c"])
+def test_sigterm_saves_the_model_and_a_checkpoint_and_exits_130(tmp_path, after_ctrl_c):
+    proc = start_run([*CARTPOLE_TINY, "--total-timesteps", "2000000", "--save-model"], tmp_path)
+    _, stderr = signal_when(proc, "step ", lambda: send_sigterm(proc, after_ctrl_c))
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and "SIGTERM" in stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    model = torch.load(run_dir / "a3c_pong_hogwild.pt", weights_only=True)
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=True)  # not only every 500000 steps
+    assert model["script"] == checkpoint["script"] == "a3c_pong_hogwild"
+    assert 0 < checkpoint["global_step"] < 2000000 and "optimizer" in checkpoint
+    assert processes_in(tmp_path) == []
+
+
+def test_ctrl_c_while_the_children_start_stops_the_run(tmp_path):
+    proc = start_run([*CARTPOLE_TINY, "--total-timesteps", "10000000"], tmp_path)
+    # the header line is printed just before the processes are started
+    stdout, stderr = signal_when(proc, "CartPole-v1 (classic)", lambda: os.killpg(proc.pid, signal.SIGINT))
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and "interrupted at step" in stderr
+    assert "step 10000000/" not in stdout
     assert processes_in(tmp_path) == []
 
 
@@ -323,8 +442,16 @@ def test_checkpoint_and_resume(tmp_path):
     assert checkpoint["global_step"] >= 300 and "optimizer" in checkpoint
     second = run_script(
         SCRIPT,
-        [*tiny, "--total-timesteps", "1200", "--resume", str(run_dir / "checkpoint.pt"), "--exp-name", "b",
-         "--no-shared-optimizer"],  # also covers one Adam per worker
+        [
+            *tiny,
+            "--total-timesteps",
+            "1200",
+            "--resume",
+            str(run_dir / "checkpoint.pt"),
+            "--exp-name",
+            "b",
+            "--no-shared-optimizer",
+        ],  # also covers one Adam per worker
         tmp_path,
     )
     assert second.returncode == 0, second.stderr[-2000:]
@@ -338,7 +465,12 @@ def test_checkpoint_and_resume(tmp_path):
     [
         (["--env-id", "CartPole-v1", "--num-processes", "0"], "--num-processes"),
         (["--env-id", "Pendulum-v1"], "--env-id"),
-        (["--env-id", "CartPole-v1", "--resume", "no_such_checkpoint.pt"], "--resume"),
+        (["--env-id", "CartPole-v1", "--resume", "no_such_checkpoint.pt"], "no_such_checkpoint.pt"),
+        (["--env-id", "CartPole-v1", "--learning-rate", "nan"], "--learning-rate"),
+        (["--env-id", "CartPole-v1", "--learning-rate", "inf"], "--learning-rate"),
+        (["--learning-rate", "-inf"], "--learning-rate"),
+        (["--env-id", "CartPole-v1", "--num-processes", "100000"], "--num-processes"),
+        (["--play", "no_such_model.pt"], "no_such_model.pt"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, flag, tmp_path):
@@ -349,9 +481,58 @@ def test_bad_input_is_one_line_and_exit_2(args, flag, tmp_path):
 @pytest.mark.slow
 def test_cartpole_greedy_mean_reaches_475(tmp_path):
     result = run_script(
-        SCRIPT, ["--env-id", "CartPole-v1", "--num-processes", "2", "--total-timesteps", "200000"], tmp_path, timeout=900
+        SCRIPT,
+        ["--env-id", "CartPole-v1", "--num-processes", "2", "--total-timesteps", "200000"],
+        tmp_path,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     (run_dir,) = (tmp_path / "runs").iterdir()
     means = [value for _, value in read_scalars(run_dir)["eval/mean_return"]]
     assert max(means) >= 475, means
+
+
+# --- --play and saved files -----------------------------------------------------------------
+
+
+def save_file(a3c, path: Path, script: str = "a3c_pong_hogwild", env_id: str = "CartPole-v1", model=None) -> Path:
+    model = a3c.build_model("classic", (4,), 2).state_dict() if model is None else model
+    torch.save({"script": script, "model": model, "args": {"env_id": env_id}}, path)
+    return path
+
+
+def test_play_prints_each_episode_and_writes_nothing(a3c, tmp_path):
+    model = save_file(a3c, tmp_path / "model.pt")
+    result = run_script(SCRIPT, ["--env-id", "CartPole-v1", "--play", str(model), "--eval-episodes", "2"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert re.fullmatch(r"episode 1: score \d+, length \d+", lines[0]) and lines[1].startswith("episode 2: ")
+    assert lines[-1].startswith("mean score over 2 episodes: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+@pytest.mark.parametrize(
+    "script,env_id,model,message",
+    [
+        ("ppo_discrete", "CartPole-v1", None, "ppo_discrete"),  # another script's file
+        ("a3c_pong_hogwild", "Acrobot-v1", None, "--env-id Acrobot-v1"),  # another env's
+        # an Atari id: the error comes after the env was made, without ALE's two banner lines
+        ("a3c_pong_hogwild", "PongDeterministic-v4", {}, "--play"),
+    ],
+)
+def test_play_of_a_wrong_file_is_one_line(a3c, tmp_path, script, env_id, model, message):
+    path = save_file(a3c, tmp_path / "other.pt", script, env_id, model)
+    result = run_script(
+        SCRIPT, ["--env-id", "PongDeterministic-v4" if model == {} else "CartPole-v1", "--play", str(path)], tmp_path
+    )
+    assert_user_error(result, tmp_path, message)
+
+
+def test_play_with_capture_video_records_mp4(a3c, tmp_path):
+    pytest.importorskip("moviepy")
+    pytest.importorskip("pygame")
+    model = save_file(a3c, tmp_path / "model.pt")
+    args = ["--env-id", "CartPole-v1", "--play", str(model), "--eval-episodes", "1", "--capture-video"]
+    result = run_script(SCRIPT, args, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert list((tmp_path / "videos").glob("*/*.mp4")) and not (tmp_path / "runs").exists()

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import assert_user_error, load_script, read_scalars, run_script
 
 
@@ -141,8 +140,22 @@ def test_ppo_discrete_export_is_loaded_by_bc(tmp_path):
     work.mkdir()
     result = run_script(
         "bc_cartpole.py",
-        ["--expert-data", str(demos_path), "--num-expert-episodes", "2", "--num-expert-samples", "0", "--bc-iterations", "20",
-         "--eval-interval", "10", "--eval-episodes", "1", "--final-eval-episodes", "1"],
+        [
+            "--expert-data",
+            str(demos_path),
+            "--num-expert-episodes",
+            "2",
+            "--num-expert-samples",
+            "0",
+            "--bc-iterations",
+            "20",
+            "--eval-interval",
+            "10",
+            "--eval-episodes",
+            "1",
+            "--final-eval-episodes",
+            "1",
+        ],
         cwd=work,
     )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -47,13 +47,23 @@ def write_run(root: Path, seed: int, steps, returns, sps, wall_s: float, peak: f
     (run_dir / "meta.json").write_text(json.dumps(meta))
 
 
-TOY_SUITES = {"toy": [Suite("algo", "algo.py", ["CartPole-v1"], [1, 2], args=["--fast"], thresholds={"CartPole-v1": 15})]}
+TOY_SUITES = {
+    "toy": [Suite("algo", "algo.py", ["CartPole-v1"], [1, 2], args=["--fast"], thresholds={"CartPole-v1": 15})]
+}
 
 
 @pytest.fixture
 def toy_root(tmp_path):
     # seed 1: returns 1, 2, ..., 25 at steps 10, 20, ..., 250; seed 2: 22 returns of 10 at steps 12, 24, ..., 264
-    write_run(tmp_path, 1, [10 * (i + 1) for i in range(25)], [i + 1 for i in range(25)], [(100, 100), (250, 300)], 10.0, 100.0)
+    write_run(
+        tmp_path,
+        1,
+        [10 * (i + 1) for i in range(25)],
+        [i + 1 for i in range(25)],
+        [(100, 100), (250, 300)],
+        10.0,
+        100.0,
+    )
     write_run(tmp_path, 2, [12 * (i + 1) for i in range(22)], [10.0] * 22, [(100, 500)], 20.0, 250.4)
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "b_speed.md").write_text("## fragment B\n")
@@ -127,7 +137,15 @@ def test_runner_end_to_end(tmp_path):
     for seed in (1, 2):
         run_dir = tmp_path / "runs" / "tiny" / "rnd" / "CartPole-v1" / f"seed{seed}"
         meta = json.loads((run_dir / "meta.json").read_text())
-        assert meta["command"][1:] == ["random_baseline.py", "--env-id", "CartPole-v1", "--seed", str(seed), "--num-episodes", "3"]
+        assert meta["command"][1:] == [
+            "random_baseline.py",
+            "--env-id",
+            "CartPole-v1",
+            "--seed",
+            str(seed),
+            "--num-episodes",
+            "3",
+        ]
         assert meta["wall_s"] > 0 and meta["peak_rss_mib"] > 10
         assert "Average score across 3 episodes" in (run_dir / "log.txt").read_text()
     text = summarize(tmp_path, {"tiny": [suite]}, plots=False).read_text()

@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from conftest import assert_user_error, load_script, run_script
 
 

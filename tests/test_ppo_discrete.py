@@ -8,11 +8,10 @@ from collections import deque
 from pathlib import Path
 from types import SimpleNamespace
 
+import fake_envs  # noqa: F401  (registers Counting-v0)
 import numpy as np
 import pytest
 import torch
-
-import fake_envs  # noqa: F401  (registers Counting-v0)
 from conftest import ROOT, assert_user_error, read_scalars, run_script
 
 TESTS_DIR = str(Path(__file__).resolve().parent)
@@ -80,7 +79,11 @@ def test_clipped_surrogate_and_value_loss(ppo):
     #   sample 0: unclipped (1-2)^2 = 1, clipped (0.7-2)^2 = 1.69 -> 1.69
     #   sample 1: unclipped (3-2)^2 = 1, clipped (2.2-2)^2 = 0.04 -> 1
     #   sample 2: unclipped 1, clipped 1 -> 1
-    newvalue, oldvalue, returns = torch.tensor([1.0, 3.0, 0.0]), torch.tensor([0.5, 2.0, 0.0]), torch.tensor([2.0, 2.0, 1.0])
+    newvalue, oldvalue, returns = (
+        torch.tensor([1.0, 3.0, 0.0]),
+        torch.tensor([0.5, 2.0, 0.0]),
+        torch.tensor([2.0, 2.0, 1.0]),
+    )
     pg_loss, v_loss = ppo.ppo_losses(newlogprob, oldlogprob, advantages, newvalue, oldvalue, returns, 0.2, True)
     assert pg_loss.item() == pytest.approx((-1.2 - 0.5 + 2.0) / 3)
     assert v_loss.item() == pytest.approx(0.5 * (1.69 + 1 + 1) / 3)
@@ -106,9 +109,7 @@ def test_rollout_never_links_two_episodes(ppo):
     storage = ppo.make_storage(10, 2, 2, torch.device("cpu"))
     obs, _ = envs.reset(seed=0)
     writer = RecordingWriter()
-    next_obs, global_step = ppo.collect_rollout(
-        agent, envs, torch.as_tensor(obs), storage, 0, writer, deque(maxlen=20)
-    )
+    next_obs, global_step = ppo.collect_rollout(agent, envs, torch.as_tensor(obs), storage, 0, writer, deque(maxlen=20))
     envs.close()
     assert global_step == 20
     obs, dones, final_values = storage["obs"], storage["dones"], storage["final_values"]

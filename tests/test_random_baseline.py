@@ -6,7 +6,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-
 from conftest import assert_user_error, load_script, read_scalars, run_script
 
 SUMMARY = re.compile(r"^Average score across (\d+) episodes: (-?[\d.]+) ± ([\d.]+) \((-?[\d.e+]+) \.\. (-?[\d.e+]+)\)$")
@@ -53,7 +52,12 @@ def test_run_episodes_counts_a_fixed_share_per_env(rb):
     envs.action_space.seed(0)
     seen = []
     finished = rb.run_episodes(envs, 4, on_episode=lambda step, ret, length: seen.append((step, ret, length)))
-    assert [(s, i, r, n) for s, i, r, n in finished] == [(2, 0, 1.0, 1), (4, 0, 1.0, 1), (10, 1, 5.0, 5), (20, 1, 5.0, 5)]
+    assert [(s, i, r, n) for s, i, r, n in finished] == [
+        (2, 0, 1.0, 1),
+        (4, 0, 1.0, 1),
+        (10, 1, 5.0, 5),
+        (20, 1, 5.0, 5),
+    ]
     assert seen == [(2, 1.0, 1), (4, 1.0, 1), (10, 5.0, 5), (20, 5.0, 5)]
 
 

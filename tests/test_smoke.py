@@ -3,16 +3,31 @@
 Each row is (script, tiny CLI arguments, TensorBoard tags that must be logged, whether a
 `--save-model` file must exist). A row checks exit status 0, the tags in the run directory's
 event file and, when asked, that the saved model file loads with `weights_only=True` and holds
-the state dict and the Args. Adding a script means adding a row. Every script listed is also
-checked for one-line errors on flags tyro cannot parse.
+the state dict and the Args, and that `--play` plays it. Adding a script means adding a row.
+Below the table: the bad input, run-directory and signal promises, checked for every script.
 """
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, assert_user_error, read_scalars, run_script
 
-from conftest import assert_user_error, read_scalars, run_script
+SCRIPTS = ["ppo_discrete.py", "a2c_atari_lstm.py", "a3c_pong_hogwild.py", "bc_cartpole.py", "gail_cartpole.py"]
+SCRIPTS += ["random_baseline.py"]
+# a short run of each script
+QUICK_ARGS = {
+    "ppo_discrete.py": ["--total-timesteps", "512"],
+    "a2c_atari_lstm.py": ["--total-timesteps", "400"],
+    "a3c_pong_hogwild.py": ["--env-id", "CartPole-v1", "--num-processes", "1", "--total-timesteps", "500"],
+    "bc_cartpole.py": ["--expert-timesteps", "0", "--bc-iterations", "2", "--eval-interval", "1"],
+    "gail_cartpole.py": ["--expert-timesteps", "0", "--total-timesteps", "512"],
+    "random_baseline.py": ["--num-episodes", "1"],
+}
 
 # logged by every actor-critic script
 ACTOR_CRITIC_TAGS = {
@@ -65,16 +80,42 @@ ROWS = [
     ),
     pytest.param(
         "bc_cartpole.py",
-        ["--expert-timesteps", "1024", "--bc-iterations", "20", "--eval-interval", "10", "--eval-episodes", "1",
-         "--final-eval-episodes", "1", "--save-model"],
+        [
+            "--expert-timesteps",
+            "1024",
+            "--bc-iterations",
+            "20",
+            "--eval-interval",
+            "10",
+            "--eval-episodes",
+            "1",
+            "--final-eval-episodes",
+            "1",
+            "--save-model",
+        ],
         BC_TAGS | INLINE_EXPERT_TAGS,
         True,
         id="bc-cartpole-inline-expert",
     ),
     pytest.param(
         "bc_cartpole.py",
-        ["--env-id", "Acrobot-v1", "--expert-timesteps", "0", "--num-expert-samples", "0", "--bc-iterations", "10",
-         "--eval-interval", "10", "--eval-episodes", "1", "--final-eval-episodes", "1", "--eval-greedy"],
+        [
+            "--env-id",
+            "Acrobot-v1",
+            "--expert-timesteps",
+            "0",
+            "--num-expert-samples",
+            "0",
+            "--bc-iterations",
+            "10",
+            "--eval-interval",
+            "10",
+            "--eval-episodes",
+            "1",
+            "--final-eval-episodes",
+            "1",
+            "--eval-greedy",
+        ],
         BC_TAGS,
         False,
         id="bc-acrobot-random-demonstrations",
@@ -88,9 +129,25 @@ ROWS = [
     ),
     pytest.param(
         "gail_cartpole.py",
-        ["--env-id", "Acrobot-v1", "--num-envs", "1", "--num-steps", "512", "--expert-timesteps", "512",
-         "--num-expert-samples", "0", "--total-timesteps", "1024", "--eval-episodes", "1", "--reward-type", "logit",
-         "--absorbing"],
+        [
+            "--env-id",
+            "Acrobot-v1",
+            "--num-envs",
+            "1",
+            "--num-steps",
+            "512",
+            "--expert-timesteps",
+            "512",
+            "--num-expert-samples",
+            "0",
+            "--total-timesteps",
+            "1024",
+            "--eval-episodes",
+            "1",
+            "--reward-type",
+            "logit",
+            "--absorbing",
+        ],
         GAIL_TAGS | {"charts/absorbing_reward"},
         False,
         id="gail-acrobot-logit-reward-absorbing",
@@ -112,23 +169,53 @@ ROWS = [
     pytest.param(
         "a2c_atari_lstm.py",
         ["--total-timesteps", "400", "--save-model", "--eval-episodes", "1"],
-        {"charts/SPS", "charts/learning_rate", "losses/policy_loss", "losses/value_loss", "losses/entropy",
-         "losses/explained_variance", "eval/episodic_return"},  # no Pong game ends within 400 training steps
+        {
+            "charts/SPS",
+            "charts/learning_rate",
+            "losses/policy_loss",
+            "losses/value_loss",
+            "losses/entropy",
+            "losses/explained_variance",
+            "eval/episodic_return",
+        },  # no Pong game ends within 400 training steps
         True,
         id="a2c-pong",
     ),
     pytest.param(
         "a2c_atari_lstm.py",
-        ["--env-id", "BreakoutNoFrameskip-v4", "--env-backend", "gymnasium", "--num-envs", "1",
-         "--num-steps", "20", "--total-timesteps", "600"],
+        [
+            "--env-id",
+            "BreakoutNoFrameskip-v4",
+            "--env-backend",
+            "gymnasium",
+            "--num-envs",
+            "1",
+            "--num-steps",
+            "20",
+            "--total-timesteps",
+            "600",
+        ],
         {"charts/episodic_return", "charts/episodic_length", "charts/SPS", "losses/policy_loss"},
         False,
         id="a2c-breakout-gymnasium-backend",
     ),
     pytest.param(
         "a3c_pong_hogwild.py",
-        ["--env-id", "CartPole-v1", "--num-processes", "2", "--total-timesteps", "3000", "--test-episodes", "2",
-         "--eval-interval", "1000", "--save-model", "--eval-episodes", "2"],
+        [
+            "--env-id",
+            "CartPole-v1",
+            "--num-processes",
+            "2",
+            "--total-timesteps",
+            "3000",
+            "--test-episodes",
+            "2",
+            "--eval-interval",
+            "1000",
+            "--save-model",
+            "--eval-episodes",
+            "2",
+        ],
         A3C_TAGS,
         True,
         id="a3c-cartpole-2proc",
@@ -136,12 +223,22 @@ ROWS = [
     pytest.param(
         "a3c_pong_hogwild.py",
         ["--num-processes", "2", "--total-timesteps", "400", "--save-model", "--eval-episodes", "1"],
-        A3C_TAGS - {"charts/episodic_return", "charts/episodic_length", "losses/policy_loss", "losses/value_loss",
-                    "losses/entropy"},
+        A3C_TAGS
+        - {
+            "charts/episodic_return",
+            "charts/episodic_length",
+            "losses/policy_loss",
+            "losses/value_loss",
+            "losses/entropy",
+        },
         True,
         id="a3c-pong-2proc",
     ),
 ]
+
+
+def env_args(args: list[str]) -> list[str]:
+    return args[args.index("--env-id") : args.index("--env-id") + 2] if "--env-id" in args else []
 
 
 @pytest.mark.parametrize("script,args,tags,saves_model", ROWS)
@@ -152,18 +249,112 @@ def test_smoke(script, args, tags, saves_model, tmp_path: Path):
     assert len(run_dirs) == 1, run_dirs
     logged = set(read_scalars(run_dirs[0]))
     assert tags <= logged, f"missing tags: {sorted(tags - logged)}"
-    model_files = list(run_dirs[0].glob("*.pt"))
+    model_path = run_dirs[0] / f"{Path(script).stem}.pt"
     if saves_model:
-        assert model_files, "no model file written"
-        checkpoint = torch.load(model_files[0], map_location="cpu", weights_only=True)
+        checkpoint = torch.load(model_path, map_location="cpu", weights_only=True)
+        assert checkpoint["script"] == Path(script).stem
         assert checkpoint["model"] and all(isinstance(v, torch.Tensor) for v in checkpoint["model"].values())
         assert checkpoint["args"]["exp_name"] == Path(script).stem
+        # the saved model plays: one whole episode, its score printed, nothing written
+        play_dir = tmp_path / "play"
+        play_dir.mkdir()
+        played = run_script(script, ["--play", str(model_path), "--eval-episodes", "1", *env_args(args)], cwd=play_dir)
+        assert played.returncode == 0, played.stderr[-4000:]
+        assert "episode 1: score" in played.stdout and "mean score over 1 episodes" in played.stdout
+        assert list(play_dir.iterdir()) == []
 
 
-@pytest.mark.parametrize("script", sorted({row.values[0] for row in ROWS}))
-def test_unparsable_flag_is_one_error_line(script, tmp_path: Path):
-    # a value tyro cannot parse and a misspelt flag: one `error:` line each, exit 2, nothing written
-    assert_user_error(run_script(script, ["--seed", "abc"], cwd=tmp_path, timeout=60), tmp_path, "--seed")
-    result = run_script(script, ["--sed", "1"], cwd=tmp_path, timeout=60)
-    assert_user_error(result, tmp_path, "--sed")
-    assert "did you mean --seed?" in result.stderr
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_unparsable_flag_is_tyros_error(script, tmp_path: Path):
+    """A value tyro cannot parse and a misspelt flag: tyro's own message, exit 2, nothing written."""
+    for args in (["--seed", "abc"], ["--sed", "1"]):
+        result = run_script(script, args, cwd=tmp_path, timeout=60)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert "--seed" in result.stderr or "--sed" in result.stderr
+        assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize(
+    "args,flag",
+    [
+        (["--seed", "-1"], "--seed"),
+        (["--seed", "18446744073709551616"], "--seed"),
+        (["--exp-name", "a/b", "--save-model"], "--exp-name"),
+    ],
+    ids=["seed-negative", "seed-too-big", "exp-name-slash"],
+)
+def test_common_bad_input(script, args, flag, tmp_path: Path):
+    assert_user_error(run_script(script, args, cwd=tmp_path, timeout=60), tmp_path, flag)
+
+
+LEARNING_RATE_FLAGS = [
+    ("ppo_discrete.py", "--learning-rate"),
+    ("a2c_atari_lstm.py", "--learning-rate"),
+    ("a3c_pong_hogwild.py", "--learning-rate"),
+    ("bc_cartpole.py", "--bc-learning-rate"),
+    ("bc_cartpole.py", "--expert-learning-rate"),
+    ("gail_cartpole.py", "--learning-rate"),
+    ("gail_cartpole.py", "--discriminator-lr"),
+]
+
+
+@pytest.mark.parametrize("script,flag", LEARNING_RATE_FLAGS)
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_non_finite_learning_rate(script, flag, value, tmp_path: Path):
+    assert_user_error(run_script(script, [flag, value], cwd=tmp_path, timeout=60), tmp_path, flag)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_unwritable_run_directory(script, tmp_path: Path):
+    """`runs` is a file: one error line, exit 2, nothing else written."""
+    (tmp_path / "runs").write_text("not a directory")
+    result = run_script(script, QUICK_ARGS[script], cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "runs/" in lines[0], result.stderr
+    assert (tmp_path / "runs").read_text() == "not a directory"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to a read-only directory")
+@pytest.mark.parametrize("script", ["ppo_discrete.py"])
+def test_read_only_run_directory(script, tmp_path: Path):
+    (tmp_path / "runs").mkdir(mode=0o500)
+    result = run_script(script, QUICK_ARGS[script], cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and "runs/" in result.stderr, result.stderr
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+# long enough runs to be stopped mid-way, each with --save-model
+LONG_RUNS = {
+    "ppo_discrete.py": ["--total-timesteps", "10000000", "--save-model"],
+    "bc_cartpole.py": ["--expert-timesteps", "10000000", "--save-model"],
+    "gail_cartpole.py": ["--expert-timesteps", "2048", "--total-timesteps", "10000000", "--save-model"],
+    "random_baseline.py": ["--num-episodes", "10000000", "--save-model"],
+}
+
+
+@pytest.mark.parametrize("script", sorted(LONG_RUNS))
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_saves_and_exits_130(script, sig, tmp_path: Path):
+    """SIGTERM (what `kill` and schedulers send) and Ctrl-C: stop after the iteration, save, exit 130."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / script), *LONG_RUNS[script]],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # as from a terminal: a background parent (CI, `cmd &`) may leave SIGINT ignored in its children
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        assert proc.stdout.readline()  # training has started
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    (run_dir,) = list((tmp_path / "runs").iterdir())
+    saved = torch.load(run_dir / f"{Path(script).stem}.pt", weights_only=True)
+    assert saved["script"] == Path(script).stem

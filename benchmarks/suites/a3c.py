@@ -21,3 +21,17 @@ SUITES = {
         ),
     ],
 }
+
+# Pong with 2 worker processes (article 002 uses 16): one run at a time (`--workers 1`), each uses
+# both cores. The training 20-game mean is `charts/episodic_return`; the test process's greedy whole
+# games are `eval/episodic_return`, and `python -m benchmarks.pong_summary` reads both.
+SUITES["a3c_pong"] = [
+    Suite(
+        "a3c-2proc",
+        "a3c_pong_hogwild.py",
+        ["PongDeterministic-v4"],
+        [1, 2, 3],
+        args=["--num-processes", "2", "--total-timesteps", "1600000", "--save-model"],
+        thresholds={"PongDeterministic-v4": 18},
+    ),
+]
