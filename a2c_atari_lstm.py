@@ -226,18 +226,11 @@ class Agent(nn.Module):
     def __init__(self, num_actions: int, frames: int = 4, hidden: int = 288):
         super().__init__()
         gain = nn.init.calculate_gain("leaky_relu")
-        self.convs = nn.Sequential(
-            layer_init(nn.Conv2d(frames, 32, 3, stride=2, padding=1), gain),
-            nn.LeakyReLU(),
-            layer_init(nn.Conv2d(32, 32, 3, stride=2, padding=1), gain),
-            nn.LeakyReLU(),
-            layer_init(nn.Conv2d(32, 32, 3, stride=2, padding=1), gain),
-            nn.LeakyReLU(),
-            layer_init(nn.Conv2d(32, 32, 3, stride=2, padding=1), gain),
-            nn.LeakyReLU(),
-            nn.AvgPool2d(2),  # 84 -> 42 -> 21 -> 11 -> 6 -> 3: 32 x 3 x 3 = 288 features
-            nn.Flatten(),
-        )
+        layers = []
+        for in_channels in (frames, 32, 32, 32):
+            layers += [layer_init(nn.Conv2d(in_channels, 32, 3, stride=2, padding=1), gain), nn.LeakyReLU()]
+        # 84 -> 42 -> 21 -> 11 -> 6, then average-pooled to 3: 32 x 3 x 3 = 288 features
+        self.convs = nn.Sequential(*layers, nn.AvgPool2d(2), nn.Flatten())
         self.lstm = nn.LSTMCell(288, hidden)
         self.actor = layer_init(nn.Linear(hidden, num_actions), 1.0)
         self.critic = layer_init(nn.Linear(hidden, 1), 1.0)

@@ -1,12 +1,10 @@
 """A3C with Hogwild! shared-memory workers: Atari Pong (conv + LSTM) and classic control (MLP).
 
-Follows, for the Atari mode, a Huawei Cloud ModelArts case study of A3C on Atari Pong (the stored
-copy has no title or URL; it opens "A3C算法(Asynchronous advantage actor critic)是基于Actor-critic
-架构提出来的一种并行强化学习算法"), after ikostrikov/pytorch-a3c
-(https://github.com/ikostrikov/pytorch-a3c); for the classic-control mode, "DRL 教程 | 如何保持运动
-小车上的旗杆屹立不倒?TensorFlow利用A3C算法训练智能体玩CartPole游戏"
-(https://www.cnblogs.com/alan-blog-TsingHua/p/9733925.html, a translation of
-https://medium.com/tensorflow/deep-reinforcement-learning-playing-cartpole-through-asynchronous-advantage-actor-critic-a3c-7eab2eea5296).
+Atari: a Huawei Cloud ModelArts case study of A3C on Atari Pong (no title or URL; it opens "A3C算法(Asynchronous
+advantage actor critic)是基于Actor-critic架构提出来的一种并行强化学习算法"), after ikostrikov/pytorch-a3c
+(https://github.com/ikostrikov/pytorch-a3c). Classic control: "DRL 教程 | 如何保持运动小车上的旗杆屹立不倒?
+TensorFlow利用A3C算法训练智能体玩CartPole游戏" (https://www.cnblogs.com/alan-blog-TsingHua/p/9733925.html, a
+translation of https://medium.com/tensorflow/deep-reinforcement-learning-playing-cartpole-through-asynchronous-advantage-actor-critic-a3c-7eab2eea5296).
 Where the script departs from the articles, and why: the README's table for this script.
 
 One model and one SharedAdam live in shared memory; each of `--num-processes` worker processes
@@ -125,14 +123,6 @@ LOSS_REPORT_UPDATES = 10
 # environments
 
 
-def resolve_env_id(env_id: str) -> tuple[str, dict]:
-    """Map the ids ale-py 0.12 no longer registers to their old meaning: (id to make, kwargs)."""
-    if env_id.endswith("Deterministic-v4") and "/" not in env_id:
-        game = env_id[: -len("Deterministic-v4")]
-        return f"{game}NoFrameskip-v4", dict(frameskip=4, repeat_action_probability=0.0, max_episode_steps=100_000)
-    return env_id, {}
-
-
 def env_kind(observation_space: gym.Space) -> Optional[str]:
     """ "atari" for an RGB frame, "classic" for a flat vector, None for anything else."""
     if isinstance(observation_space, gym.spaces.Box):
@@ -177,7 +167,10 @@ class RunningFrameNorm(gym.ObservationWrapper):
 def make_env(env_id: str, max_episode_steps: Optional[int] = None, video_folder: Optional[str] = None) -> gym.Env:
     """One environment: episode statistics (true, unclipped whole-game returns) recorded before
     any preprocessing; Atari frames become normalised 42x42 grey frames."""
-    make_id, kwargs = resolve_env_id(env_id)
+    make_id, kwargs = env_id, {}
+    if env_id.endswith("Deterministic-v4") and "/" not in env_id:  # an id ale-py 0.12 no longer registers
+        make_id = env_id.removesuffix("Deterministic-v4") + "NoFrameskip-v4"
+        kwargs = dict(frameskip=4, repeat_action_probability=0.0, max_episode_steps=100_000)
     if max_episode_steps is not None:
         kwargs["max_episode_steps"] = max_episode_steps
     if video_folder is not None:
@@ -215,8 +208,8 @@ def glorot_uniform_init(module: nn.Module) -> None:
 
 
 class AtariActorCritic(nn.Module):
-    """Four conv3x3/stride-2 layers of 32 filters (ELU) on a 42x42 frame, LSTMCell(288, 256),
-    linear critic and actor heads with normalised-columns init (std 1.0 and 0.01)."""
+    """Four conv3x3/stride-2 layers of 32 filters (ELU) on a 42x42 frame, LSTMCell(288, 256) with zero
+    biases, linear critic and actor heads."""
 
     def __init__(self, in_channels: int, num_actions: int):
         super().__init__()
@@ -227,10 +220,7 @@ class AtariActorCritic(nn.Module):
         self.lstm = nn.LSTMCell(32 * 3 * 3, 256)
         self.critic_linear = nn.Linear(256, 1)
         self.actor_linear = nn.Linear(256, num_actions)
-        self.apply(glorot_uniform_init)
         with torch.no_grad():
-            self.actor_linear.weight.copy_(normalized_columns_init(self.actor_linear.weight, 0.01))
-            self.critic_linear.weight.copy_(normalized_columns_init(self.critic_linear.weight, 1.0))
             self.lstm.bias_ih.zero_()
             self.lstm.bias_hh.zero_()
 
@@ -253,8 +243,8 @@ class AtariActorCritic(nn.Module):
 
 
 class MLPActorCritic(nn.Module):
-    """Article 001's model: a 100-unit ReLU layer for the policy and another for the value; the
-    heads get the same normalised-columns init as the Atari model. Stateless (state is None)."""
+    """Article 001's model: a 100-unit ReLU layer for the policy and another for the value; stateless
+    (state is None)."""
 
     def __init__(self, obs_dim: int, num_actions: int, hidden: int = 100):
         super().__init__()
@@ -262,10 +252,6 @@ class MLPActorCritic(nn.Module):
         self.critic_hidden = nn.Linear(obs_dim, hidden)
         self.actor_linear = nn.Linear(hidden, num_actions)
         self.critic_linear = nn.Linear(hidden, 1)
-        self.apply(glorot_uniform_init)
-        with torch.no_grad():
-            self.actor_linear.weight.copy_(normalized_columns_init(self.actor_linear.weight, 0.01))
-            self.critic_linear.weight.copy_(normalized_columns_init(self.critic_linear.weight, 1.0))
 
     def initial_state(self):
         return None
@@ -276,13 +262,17 @@ class MLPActorCritic(nn.Module):
 
 
 def build_model(kind: str, obs_shape: tuple, num_actions: int) -> nn.Module:
+    """Either model with the article's init: Glorot-uniform conv and linear layers, then the actor and
+    critic heads re-drawn with normalised columns (std 0.01 and 1.0)."""
     if kind == "atari":
-        return AtariActorCritic(obs_shape[0], num_actions)
-    return MLPActorCritic(int(np.prod(obs_shape)), num_actions)
-
-
-def detach_state(state):
-    return None if state is None else tuple(s.detach() for s in state)
+        model = AtariActorCritic(obs_shape[0], num_actions)
+    else:
+        model = MLPActorCritic(int(np.prod(obs_shape)), num_actions)
+    model.apply(glorot_uniform_init)
+    with torch.no_grad():
+        model.actor_linear.weight.copy_(normalized_columns_init(model.actor_linear.weight, 0.01))
+        model.critic_linear.weight.copy_(normalized_columns_init(model.critic_linear.weight, 1.0))
+    return model
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,15 +304,7 @@ def compute_gae(rewards, values, dones, final_values, last_value, gamma: float, 
     return advantages, advantages + values
 
 
-def a3c_loss(
-    log_probs: torch.Tensor,
-    entropies: torch.Tensor,
-    values: torch.Tensor,
-    advantages: torch.Tensor,
-    returns: torch.Tensor,
-    ent_coef: float,
-    vf_coef: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def a3c_loss(log_probs, entropies, values, advantages, returns, ent_coef: float, vf_coef: float):
     """(total, policy, value) losses, summed over the rollout as in the article:
     policy = -sum(log pi(a|s) * A) - ent_coef * sum(H), value = sum(0.5 * (R - V)^2)."""
     policy_loss = -(log_probs * advantages.detach()).sum() - ent_coef * entropies.sum()
@@ -330,17 +312,11 @@ def a3c_loss(
     return policy_loss + vf_coef * value_loss, policy_loss, value_loss
 
 
-def hogwild_update(
-    local_model: nn.Module, shared_model: nn.Module, optimizer, loss: torch.Tensor, max_grad_norm: float
-) -> float:
-    """Backpropagate `loss` through the local model, clip, and step the optimizer of the shared
-    parameters with exactly these gradients, without a lock.
-
-    The gradients are handed over explicitly on every update. The article's trick (point the
-    shared parameter's `.grad` at the local one once, skip when it is already set) breaks on
-    torch 2.x, where `zero_grad()` sets gradients to None: the pointers go stale and gradients
-    accumulate. A shared parameter's `.grad` lives in this process only; its data is shared.
-    """
+def hogwild_update(local_model, shared_model, optimizer, loss, max_grad_norm: float) -> float:
+    """Backpropagate `loss` through the local model, clip, and step the shared parameters' optimizer
+    with exactly these gradients, without a lock. They are handed over on every update: the article's
+    trick (point the shared `.grad` at the local one once) breaks on torch 2.x, where `zero_grad()` sets
+    gradients to None and the stale pointers accumulate. A shared parameter's `.grad` is process-local."""
     local_model.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = nn.utils.clip_grad_norm_(local_model.parameters(), max_grad_norm)
@@ -374,14 +350,6 @@ class SharedAdam(torch.optim.Optimizer):
                 for value in self.state[p].values():
                     value.share_memory_()
         return self
-
-    def load_shared_state(self, state_dict: dict) -> None:
-        """Copy a saved `state_dict()` into the existing (shared) state tensors in place."""
-        saved = state_dict["state"]
-        params = [p for group in self.param_groups for p in group["params"]]
-        for index, p in enumerate(params):
-            for key in ("step", "exp_avg", "exp_avg_sq"):
-                self.state[p][key].copy_(saved[index][key])
 
     @torch.no_grad()
     def step(self):
@@ -442,7 +410,7 @@ def train_worker(rank, args, kind, shared_model, optimizer, counter, stop_event,
         num_updates, loss_sums, global_step = 0, np.zeros(4), counter.value
         while not stop_event.is_set() and counter.value < args.total_timesteps and parent_alive():
             model.load_state_dict(shared_model.state_dict())
-            state = rollout_state = detach_state(state)
+            state = rollout_state = None if state is None else tuple(s.detach() for s in state)
             # rollout: without a graph; the loss re-runs the same frames through the same (local,
             # unchanged) weights in one batch, which gives the same gradients faster
             observations, actions, rewards = [], [], []
@@ -710,10 +678,9 @@ def check_env(env_id: str) -> tuple[str, tuple, int]:
 
 
 def start_method() -> str:
-    """ "forkserver" where the platform has it, else "spawn"; never "fork": forking a process in
-    which torch has already started its thread pool can leave the children hung. The fork server
-    is a fresh process that only imports this file, so its forks start in a fraction of a second
-    instead of re-importing torch in every child (spawn)."""
+    """ "forkserver" where the platform has it, else "spawn"; never "fork": forking a process whose
+    torch thread pool runs can hang the children. The fork server's forks start in a fraction of a
+    second instead of re-importing torch in every child (spawn)."""
     return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
 
 
@@ -759,13 +726,8 @@ class ParentLog:
     """The parent's end of the queue: writes what the children send to TensorBoard and the console."""
 
     def __init__(self, queue, writer, args, start_step: int, start_time: float):
-        self.queue, self.writer, self.args, self.start_step, self.start_time = (
-            queue,
-            writer,
-            args,
-            start_step,
-            start_time,
-        )
+        self.queue, self.writer, self.args = queue, writer, args
+        self.start_step, self.start_time = start_step, start_time
         self.recent_returns, self.errors = deque(maxlen=20), []
         self.best_eval = None  # (mean return, step, seconds) of the best evaluation in whole games
 
@@ -839,13 +801,13 @@ def load_model(saved: dict, kind: str, obs_shape: tuple, num_actions: int, flag:
     return model
 
 
-def play(args: Args, stop: StopFlag, model: nn.Module) -> None:
-    """`--play`: whole episodes (all lives, raw score; no stuck rule: the env's time limit caps them)."""
-    video_folder = f"videos/{SCRIPT}_play_{int(time.time())}" if args.capture_video else None
+def play(args: Args, stop: StopFlag, model: nn.Module, seed: int, greedy: bool, video_folder=None):
+    """`--eval-episodes` whole episodes (all lives, raw score; no stuck rule: the env's time limit caps
+    them), for `--play` and the saved model's evaluation: their returns and lengths."""
     env = make_env(args.env_id, args.max_episode_steps, video_folder)
-    results = run_episodes(model.eval(), env, args.eval_episodes, args.seed, args.greedy, 0, lambda: stop.requested)
+    results = run_episodes(model.eval(), env, args.eval_episodes, seed, greedy, 0, lambda: stop.requested)
     env.close()
-    print_scores([score for score, _, _ in results], [length for _, length, _ in results])
+    return [score for score, _, _ in results], [length for _, length, _ in results]
 
 
 if __name__ == "__main__":
@@ -857,7 +819,9 @@ if __name__ == "__main__":
     if kind == "classic":
         apply_classic_defaults(args, sys.argv[1:])
     if args.play is not None:
-        play(args, stop, load_model(saved, kind, obs_shape, num_actions, "--play"))
+        video_folder = f"videos/{SCRIPT}_play_{int(time.time())}" if args.capture_video else None
+        model = load_model(saved, kind, obs_shape, num_actions, "--play")
+        print_scores(*play(args, stop, model, args.seed, args.greedy, video_folder))
         sys.exit(130 if stop.requested else 0)
     start_step = int(saved.get("global_step", 0)) if saved is not None else 0
     if start_step >= args.total_timesteps:
@@ -877,9 +841,10 @@ if __name__ == "__main__":
     optimizer = SharedAdam(shared_model.parameters(), lr=args.learning_rate) if args.shared_optimizer else None
     if optimizer is not None and saved is not None and "optimizer" in saved:
         try:
-            optimizer.load_shared_state(saved["optimizer"])
+            optimizer.load_state_dict(saved["optimizer"])  # step counts and moments; shared below
         except Exception as e:
             fail(f"--resume: the checkpoint's optimizer state does not fit: {type(e).__name__}: {e}")
+        optimizer.param_groups[0]["lr"] = args.learning_rate  # the learning rate of this run, not the saved one
     optimizer = optimizer.share_memory() if optimizer is not None else None
     run_name = make_run_name(args)
     writer = make_writer(args, run_name)
@@ -961,13 +926,8 @@ if __name__ == "__main__":
     stop.saving = False
     if args.save_model and args.eval_episodes > 0 and not stop.requested:
         # the file read back plays whole games (no stuck rule), as with --play
-        model = load_model(load_saved(model_path, args.env_id), kind, obs_shape, num_actions, "--save-model").eval()
-        env = make_env(args.env_id, args.max_episode_steps)
-        results = run_episodes(
-            model, env, args.eval_episodes, args.seed + 10_000, args.greedy_eval, 0, lambda: stop.requested
-        )
-        env.close()
-        returns = [episodic_return for episodic_return, _, _ in results]
+        model = load_model(load_saved(model_path, args.env_id), kind, obs_shape, num_actions, "--save-model")
+        returns, _ = play(args, stop, model, args.seed + 10_000, args.greedy_eval)
         for episodic_return in returns:
             writer.add_scalar("eval/episodic_return", episodic_return, global_step)
         if returns:

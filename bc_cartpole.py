@@ -726,9 +726,11 @@ def run_episodes(
     """Play whole episodes with `policy(obs) -> logits` (None: uniform random); returns
     (returns, lengths, obs, actions), the last two of every step. With `video_folder`, every
     episode is recorded there as MP4; a `stop` flag that is raised ends the run after an episode."""
-    env = gym.make(env_id, render_mode="rgb_array" if video_folder else None)
-    if video_folder:
+    if video_folder:  # only then a render mode: an env of your own need not take the argument
+        env = gym.make(env_id, render_mode="rgb_array")
         env = gym.wrappers.RecordVideo(env, video_folder, episode_trigger=lambda episode: True)
+    else:
+        env = gym.make(env_id)
     if len(env.observation_space.shape) != 1:
         env = gym.wrappers.FlattenObservation(env)
     returns, lengths, all_obs, all_actions = [], [], [], []

@@ -34,7 +34,7 @@ def run_script(script: str, args: list[str], cwd: Path, timeout: float = 300, en
 
 
 def assert_user_error(result: subprocess.CompletedProcess, cwd: Path, flag: str = "") -> None:
-    """Bad input (DESIGN §5): exit status 2, one `error: ...` line on stderr naming `flag`, no
+    """Bad input (CONTRIBUTING.md, errors): exit status 2, one `error: ...` line on stderr naming `flag`, no
     traceback, and no run directory written."""
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -536,3 +537,135 @@ def test_play_with_capture_video_records_mp4(a3c, tmp_path):
     result = run_script(SCRIPT, args, tmp_path)
     assert result.returncode == 0, result.stderr
     assert list((tmp_path / "videos").glob("*/*.mp4")) and not (tmp_path / "runs").exists()
+
+
+# --- article 001's reward and CartPole-v0 (classic-control mode) -----------------------------
+
+
+class _ListQueue(list):
+    def put(self, item):
+        self.append(item)
+
+
+def run_train_worker(a3c, monkeypatch, args, env_fn=None):
+    """Run `train_worker` in this process (no child, signals left alone) until the counter reaches
+    `args.total_timesteps`; returns what it handed to `compute_gae`, one dict per rollout, and
+    what it put on the queue."""
+    calls = []
+    real_compute_gae = a3c.compute_gae
+
+    def recording_compute_gae(rewards, values, dones, final_values, last_value, gamma, gae_lambda):
+        advantages, returns = real_compute_gae(rewards, values, dones, final_values, last_value, gamma, gae_lambda)
+        calls.append(
+            dict(rewards=rewards.clone(), dones=dones.clone(), final_values=final_values.clone(), returns=returns)
+        )
+        return advantages, returns
+
+    monkeypatch.setattr(a3c, "compute_gae", recording_compute_gae)
+    monkeypatch.setattr(a3c, "child_setup", lambda seed: a3c.seed_everything(seed, True))
+    monkeypatch.setattr(a3c, "parent_alive", lambda: True)
+    if env_fn is not None:
+        monkeypatch.setattr(a3c, "make_env", lambda env_id, max_episode_steps=None: env_fn())
+    env = (env_fn or (lambda: a3c.make_env(args.env_id)))()
+    shared = a3c.build_model("classic", env.observation_space.shape, env.action_space.n)
+    env.close()
+    counter, queue = mp.get_context("spawn").Value("q", 0), _ListQueue()
+    try:
+        a3c.train_worker(0, args, "classic", shared, None, counter, threading.Event(), queue)
+    except SystemExit:
+        pytest.fail("train_worker failed: " + "".join(str(m[-1]) for m in queue if m[0] == "error"))
+    return calls, queue
+
+
+def test_classic_mode_trains_on_cartpoles_own_terminal_reward(a3c, monkeypatch):
+    """Article 001 replaced the reward of CartPole's terminal step by -1; here the worker must hand
+    the env's own +1 to the advantages, and the terminal return is that reward alone."""
+    argv = ["--env-id", "CartPole-v1", "--total-timesteps", "300"]
+    args = a3c.Args(env_id="CartPole-v1", total_timesteps=300, num_steps=20)
+    a3c.apply_classic_defaults(args, argv)
+    assert not args.clip_rewards  # classic control: no clipping unless asked for
+    calls, queue = run_train_worker(a3c, monkeypatch, args)
+    assert sum(len(c["rewards"]) for c in calls) >= 300
+    terminal = [c for c in calls if c["dones"][-1] == 1.0]
+    assert len(terminal) >= 3  # random CartPole episodes last ~20 steps: several ended in 300 steps
+    for c in calls:
+        assert c["rewards"].tolist() == [1.0] * len(c["rewards"])  # every step, the terminal one included
+    for c in terminal:
+        assert c["final_values"][-1] == 0.0  # a termination (v1's 500-step limit is not reached)
+        assert c["returns"][-1].item() == pytest.approx(1.0)  # R_T = r_T = +1, not -1
+        assert c["dones"][:-1].sum() == 0  # a rollout ends at the episode end, never crosses it
+    episodes = [m for m in queue if m[0] == "episode"]
+    assert episodes and all(ret == length for _, _, ret, length in episodes)
+
+
+class _ScoredEnv(gym.Env):
+    """Five steps with rewards 3, -0.5, -2, 0.25, 3 (the last one terminal), flat observations."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+    REWARDS = [3.0, -0.5, -2.0, 0.25, 3.0]
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(4, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.zeros(4, np.float32), self.REWARDS[self.t - 1], self.t == 5, False, {}
+
+
+@pytest.mark.parametrize("mode", ["classic", "atari"])
+def test_reward_clipping_is_on_for_atari_only(a3c, monkeypatch, mode):
+    """Atari's defaults clip the training reward to [-1, 1]; classic control's defaults keep the
+    env's reward, the terminal step's included."""
+    args = a3c.Args(total_timesteps=15, num_steps=20)
+    if mode == "classic":
+        a3c.apply_classic_defaults(args, ["--env-id", "CartPole-v1", "--total-timesteps", "15", "--num-steps", "20"])
+    assert args.clip_rewards == (mode == "atari")
+    calls, queue = run_train_worker(a3c, monkeypatch, args, lambda: gym.wrappers.RecordEpisodeStatistics(_ScoredEnv()))
+    expected = [3.0, -0.5, -2.0, 0.25, 3.0] if mode == "classic" else [1.0, -0.5, -1.0, 0.25, 1.0]
+    assert len(calls) == 3  # 3 episodes of 5 steps: each rollout stops at its episode's end
+    for c in calls:
+        assert c["rewards"].tolist() == expected
+        assert c["dones"].tolist() == [0.0, 0.0, 0.0, 0.0, 1.0] and c["final_values"][-1] == 0.0
+        assert c["returns"][-1].item() == pytest.approx(expected[-1])
+    # the logged episode return is the env's, never clipped
+    assert [m[2] for m in queue if m[0] == "episode"] == [3.75] * 3
+
+
+class _Balancer(nn.Module):
+    """A fixed controller that keeps CartPole's pole up for hundreds of steps."""
+
+    def initial_state(self):
+        return None
+
+    def forward(self, x, state):
+        score = 3 * x[:, 2] + x[:, 3] + 0.1 * x[:, 0] + 0.3 * x[:, 1]
+        return torch.zeros(len(x)), torch.stack([-score, score], dim=1), state
+
+
+def test_cartpole_v0_keeps_its_200_step_limit(a3c):
+    env = a3c.make_env("CartPole-v0")
+    assert a3c.env_kind(env.unwrapped.observation_space) == "classic"
+    assert env.spec.max_episode_steps == 200
+    # a policy that balances is cut (truncated) at 200, a whole game, not a cut test episode
+    assert a3c.run_episodes(_Balancer(), env, 2, seed=0, greedy=True, max_repeat_actions=100) == [
+        (200.0, 200, False),
+        (200.0, 200, False),
+    ]
+    env.close()
+
+
+def test_cartpole_v0_tiny_run(tmp_path):
+    args = ["--env-id", "CartPole-v0", "--num-processes", "1", "--total-timesteps", "500", "--test-episodes", "0"]
+    result = run_script(SCRIPT, args, tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "CartPole-v0 (classic)" in result.stdout
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    scalars = read_scalars(run_dir)
+    lengths = [value for _, value in scalars["charts/episodic_length"]]
+    returns = [value for _, value in scalars["charts/episodic_return"]]
+    assert lengths and max(lengths) <= 200
+    assert returns == lengths  # +1 a step, the terminal one included
+    assert "losses/policy_loss" in scalars

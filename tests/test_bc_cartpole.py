@@ -177,3 +177,31 @@ def test_greedy_demonstrations_take_the_argmax_action(bc):
     _, _, _, sampled_actions = bc.run_episodes(logits_fn, "CartPole-v1", 3, 0, torch.device("cpu"), greedy=False)
     assert set(greedy_actions.tolist()) == {1}
     assert set(sampled_actions.tolist()) == {0, 1}
+
+
+# --- CartPole-v0 (article 003's env, 200-step limit) -------------------------------------------
+
+
+def balancer_logits(x: torch.Tensor) -> torch.Tensor:
+    """A fixed controller that keeps CartPole's pole up for hundreds of steps, as logits."""
+    score = 3 * x[:, 2] + x[:, 3] + 0.1 * x[:, 0] + 0.3 * x[:, 1]
+    return torch.stack([-score, score], dim=1)
+
+
+def test_cartpole_v0_episodes_are_truncated_at_200(bc):
+    assert bc.reward_threshold("CartPole-v0") == 195  # "solved" in article 003
+    returns, lengths, obs, actions = bc.run_episodes(balancer_logits, "CartPole-v0", 2, 0, torch.device("cpu"), True)
+    assert lengths == [200, 200] and returns == [200.0, 200.0] and len(obs) == len(actions) == 400
+
+
+def test_cartpole_v0_tiny_run(tmp_path):
+    args = ["--env-id", "CartPole-v0", "--expert-timesteps", "0", "--num-expert-episodes", "3"]
+    args += ["--bc-iterations", "2", "--eval-interval", "1", "--eval-episodes", "1", "--final-eval-episodes", "1"]
+    result = run_script("bc_cartpole.py", args, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    with np.load(run_dir / "demos.npz") as demos:
+        lengths = demos["episode_lengths"]
+        assert len(lengths) == 3 and lengths.max() <= 200 and lengths.sum() == len(demos["actions"])
+    scalars = read_scalars(run_dir)
+    assert len(scalars["losses/bc_loss"]) == 2 and [s for s, _ in scalars["eval/episodic_return"]] == [1, 2]

@@ -155,12 +155,22 @@ def test_same_seed_gives_identical_returns(tmp_path):
 def test_custom_env_module_syntax_and_flattening(tmp_path):
     result = run_script(
         "ppo_discrete.py",
-        ["--env-id", "fake_envs:GridObs-v0", "--total-timesteps", "512", "--num-envs", "2"],
+        ["--env-id", "fake_envs:GridObs-v0", "--total-timesteps", "512", "--num-envs", "2", "--save-model"]
+        + ["--eval-episodes", "2"],
         cwd=tmp_path,
         env={"PYTHONPATH": TESTS_DIR},
     )
     assert result.returncode == 0, result.stderr
     assert {v for _, v in episodic_returns(tmp_path)} == {3.0}
+    # the evaluation and --play make the env without a render mode, which an env of your own need not take
+    (model,) = (tmp_path / "runs").glob("*/ppo_discrete.pt")
+    played = run_script(
+        "ppo_discrete.py",
+        ["--env-id", "fake_envs:GridObs-v0", "--play", str(model), "--eval-episodes", "1"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": TESTS_DIR},
+    )
+    assert played.returncode == 0 and "episode 1: score 3" in played.stdout, played.stderr
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,44 @@
+"""The README's GIF: the pretrained A3C agent (right paddle) playing the end of a Pong game.
+
+Plays one greedy game with `a3c_pong_hogwild.py --play MODEL --capture-video` (nothing else is
+written), then keeps the last `--seconds` of the recording at half size and every second frame.
+
+    python -m benchmarks.pong_gif pretrained/a3c_pong.pt pretrained/a3c_pong.gif
+"""
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.suite import ROOT
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.pong_gif", description=__doc__)
+    parser.add_argument("model")
+    parser.add_argument("gif")
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--seed", type=int, default=1)
+    opts = parser.parse_args()
+    import imageio.v2 as imageio
+
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, str(ROOT / "a3c_pong_hogwild.py"), "--play", str(Path(opts.model).resolve())]
+        command += ["--eval-episodes", "1", "--capture-video", "--seed", str(opts.seed)]
+        played = subprocess.run(command, cwd=tmp, capture_output=True, text=True)
+        print(played.stdout.strip())
+        if played.returncode != 0:
+            sys.exit(f"play failed: {played.stderr[-2000:]}")
+        (video,) = sorted(Path(tmp).rglob("*.mp4"))[:1]
+        reader = imageio.get_reader(str(video))
+        fps = reader.get_meta_data().get("fps", 30)
+        frames = [frame[::2, ::2] for frame in reader]
+    keep = frames[-int(opts.seconds * fps) :: 2]
+    imageio.mimsave(opts.gif, keep, duration=2 / fps, loop=0)
+    print(f"{opts.gif}: {len(keep)} frames from the last {opts.seconds:g} s of {video.name}")
+
+
+if __name__ == "__main__":
+    main()
