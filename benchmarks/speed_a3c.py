@@ -1,13 +1,14 @@
 """Measurements of a3c_pong_hogwild.py that are not plain learning curves.
 
-    python -m benchmarks.speed_a3c pong [--rounds 2] [--seconds 45]
+    python -m benchmarks.speed_a3c pong [--rounds 2] [--seconds 45] [--compile]
     python -m benchmarks.speed_a3c cartpole      # after: python -m benchmarks run a3c_cartpole --workers 1
     python -m benchmarks.speed_a3c               # both (cartpole only where its runs exist)
 
 `pong`: Hogwild! throughput on PongDeterministic-v4 in one command, interleaved over `--rounds`
 rounds: (a) the env-only stepping rate of the script's own preprocessing (`make_env`: frameskip 4,
 42x42 grey frames, running normalisation) with random actions, in 1 and in 2 parallel processes;
-(b) the script training with 1 and with 2 worker processes (no test process, no checkpoints).
+(b) the script training with 1 and with 2 worker processes (no test process, no checkpoints), and
+with `--compile` also the same runs of the script with `--compile`, in the same interleaved rounds.
 A training run's rate is its steady state: env steps / wall time between its `charts/SPS` points
 after the first 20% of the run, read from the TensorBoard event times (start-up excluded). Writes
 `benchmarks/results/a3c_pong_throughput.md` with the 2-vs-1 scaling ratio and per-process SPS
@@ -119,18 +120,22 @@ def training(processes: int, steps: int, extra: tuple = ()) -> dict:
         return {"sps": rate, "wall_s": wall, "steps": int(last[0])}
 
 
-def pong(rounds: int, seconds: float) -> None:
+def pong(rounds: int, seconds: float, compile: bool = False) -> None:
     # a first guess of the rates sizes the runs to about `seconds` each
     guess_env = env_only(1, 2000)
     steps_per_proc = int(seconds * guess_env / 6.5)  # a worker trains at roughly 1/6.5 of the env-only speed
-    results = {"env1": [], "env2": [], "a3c1": [], "a3c2": []}
+    order = ["env1", "a3c1", "a3c2", "env2"] + (["a3c1c", "a3c2c"] if compile else [])  # "c": with --compile
+    results, walls = {key: [] for key in order}, {key: [] for key in order}
     for r in range(rounds):
-        order = ["env1", "a3c1", "a3c2", "env2"] if r % 2 == 0 else ["env2", "a3c2", "a3c1", "env1"]
-        for key in order:
+        for key in order if r % 2 == 0 else order[::-1]:
+            processes = int(key[3])
             if key.startswith("env"):
-                value = env_only(int(key[-1]), int(seconds / 3 * guess_env))
+                value = env_only(processes, int(seconds / 3 * guess_env))
             else:
-                value = training(int(key[-1]), steps_per_proc * int(key[-1]))["sps"]
+                extra = ("--compile",) if key.endswith("c") else ()
+                run = training(processes, steps_per_proc * processes, extra)
+                value = run["sps"]
+                walls[key].append(run["wall_s"])
             results[key].append(value)
             print(f"round {r + 1} {key}: {value:.0f} steps/s", flush=True)
     mean = {k: float(np.mean(v)) for k, v in results.items()}
@@ -151,7 +156,21 @@ def pong(rounds: int, seconds: float) -> None:
         f"| 1 | {cell('a3c1')} | {mean['a3c1']:.0f} | {cell('env1')} | {mean['env1']:.0f} | "
         f"{mean['a3c1'] / mean['env1']:.2f} |\n"
         f"| 2 | {cell('a3c2')} | {mean['a3c2'] / 2:.0f} | {cell('env2')} | {mean['env2'] / 2:.0f} | "
-        f"{mean['a3c2'] / mean['env2']:.2f} |\n\n"
+        f"{mean['a3c2'] / mean['env2']:.2f} |\n"
+        + "".join(
+            f"| {n}, `--compile` | {cell(f'a3c{n}c')} | {mean[f'a3c{n}c'] / n:.0f} | {cell(f'env{n}')} | "
+            f"{mean[f'env{n}'] / n:.0f} | {mean[f'a3c{n}c'] / mean[f'env{n}']:.2f} |\n"
+            for n in (1, 2)
+            if compile
+        )
+        + "\n"
+        + "".join(
+            f"Wall time of a whole run with {n} processes, start-up and compiling included: "
+            f"{np.mean(walls[f'a3c{n}']):.0f} s plain, {np.mean(walls[f'a3c{n}c']):.0f} s with `--compile`.\n"
+            for n in (1, 2)
+            if compile
+        )
+        + "\n"
         f"**Scaling, 2 worker processes / 1: {scaling:.2f}x** (target >= 1.8x); the env alone scales "
         f"{env_scaling:.2f}x on the same cores.\n"
     )
@@ -160,7 +179,8 @@ def pong(rounds: int, seconds: float) -> None:
         "A3C Hogwild! throughput on Pong: 1 vs 2 worker processes",
         "python -m benchmarks.speed_a3c pong"
         + (f" --rounds {rounds}" if rounds != 2 else "")
-        + (f" --seconds {seconds:g}" if seconds != 45.0 else ""),
+        + (f" --seconds {seconds:g}" if seconds != 45.0 else "")
+        + (" --compile" if compile else ""),
         body,
     )
     print(f"scaling {scaling:.2f}x; written {path}")
@@ -229,11 +249,12 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=45.0, help="about how long each timed run lasts")
     parser.add_argument("--threshold", type=float, default=475.0)
+    parser.add_argument("--compile", action="store_true", help="pong: also train with --compile, side by side")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
     opts = parser.parse_args(argv)
     if opts.what in ("all", "pong"):
-        pong(opts.rounds, opts.seconds)
+        pong(opts.rounds, opts.seconds, opts.compile)
     if opts.what == "cartpole" or (opts.what == "all" and (BENCH_DIR / "runs" / "a3c_cartpole").exists()):
         cartpole(opts.threshold)
     if opts.what == "_env_only":

@@ -29,18 +29,23 @@ RANDOM_SCRIPT = "random_baseline.py"
 # ---------------------------------------------------------------- reading runs
 
 
-def read_scalars(run_dir: Path) -> dict:
-    """All scalars of the event files under `run_dir` (any depth): {tag: [(step, value), ...]} by step."""
+def read_scalars(run_dir: Path, wall_time: bool = False) -> dict:
+    """All scalars of the event files under `run_dir` (any depth): {tag: [(step, value), ...]} by step;
+    with `wall_time`, {tag: [(step, seconds since the first event, value), ...]}. The project's one
+    TensorBoard reader: the tests and every benchmark use it."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     scalars: dict = {}
     for event_file in sorted(run_dir.rglob("events.out.tfevents.*")):
         acc = EventAccumulator(str(event_file), size_guidance={"scalars": 0})
         acc.Reload()
+        start = acc.FirstEventTimestamp()
         for tag in acc.Tags()["scalars"]:
-            scalars.setdefault(tag, []).extend((int(e.step), float(e.value)) for e in acc.Scalars(tag))
+            for e in acc.Scalars(tag):
+                point = (int(e.step), round(e.wall_time - start, 1), float(e.value))
+                scalars.setdefault(tag, []).append(point if wall_time else (point[0], point[2]))
     for tag in scalars:
-        scalars[tag].sort(key=lambda sv: sv[0])  # stable: episodes ending in the same step keep their order
+        scalars[tag].sort(key=lambda point: point[0])  # stable: episodes ending in the same step keep their order
     return scalars
 
 

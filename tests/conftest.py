@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.summary import read_scalars  # noqa: F401  (the project's one TensorBoard reader)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -41,19 +43,6 @@ def assert_user_error(result: subprocess.CompletedProcess, cwd: Path, flag: str 
     assert len(lines) == 1 and lines[0].startswith("error: ") and flag in lines[0], result.stderr
     assert "Traceback" not in result.stderr
     assert not (cwd / "runs").exists()
-
-
-def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """All scalars of the TensorBoard event files in `run_dir`: {tag: [(step, value), ...]}."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    scalars: dict[str, list[tuple[int, float]]] = {}
-    for event_file in sorted(run_dir.glob("events.out.tfevents.*")):
-        acc = EventAccumulator(str(event_file), size_guidance={"scalars": 0})
-        acc.Reload()
-        for tag in acc.Tags()["scalars"]:
-            scalars.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
-    return scalars
 
 
 @pytest.fixture

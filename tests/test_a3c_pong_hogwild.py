@@ -669,3 +669,101 @@ def test_cartpole_v0_tiny_run(tmp_path):
     assert lengths and max(lengths) <= 200
     assert returns == lengths  # +1 a step, the terminal one included
     assert "losses/policy_loss" in scalars
+
+
+# --- the worker's fast paths: the same policy, values and gradients as the plain model ------
+
+
+def plain_forward(model, x, state):
+    """The model's maths written plainly: the LSTM cell frame by frame in a Python loop."""
+    for conv in (model.conv1, model.conv2, model.conv3, model.conv4):
+        x = torch.nn.functional.elu(conv(x))
+    hiddens = []
+    for features in x.flatten(1).split(1):
+        state = model.lstm(features, state)
+        hiddens.append(state[0])
+    hx = torch.cat(hiddens)
+    return model.critic_linear(hx).squeeze(1), model.actor_linear(hx), state
+
+
+def fixed_frames(count: int) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(0).standard_normal((count, 1, 42, 42)).astype(np.float32))
+
+
+def worker_model(a3c, plain):
+    """A copy of `plain` set up as a training worker sets up its own (channels-last convolutions)."""
+    model = a3c.build_model("atari", (1, 42, 42), 6).train()
+    model.to(memory_format=torch.channels_last)
+    model.load_state_dict(plain.state_dict())
+    return model
+
+
+def act_and_loss(forward, model, frames, seed: int):
+    """A worker's rollout of `frames` (acting frame by frame, sampled with `seed`), then the loss
+    forward over the whole rollout and its gradients: (actions, log-probs, values, grads)."""
+    torch.manual_seed(seed)
+    state, actions, log_probs = model.initial_state(), [], []
+    with torch.no_grad():
+        for x in frames.split(1):
+            _, logits, state = forward(x, state)
+            actions.append(int(torch.multinomial(logits.softmax(-1), 1)))
+            log_probs.append(logits.log_softmax(-1)[0, actions[-1]])
+    values, logits, _ = forward(frames, model.initial_state())
+    chosen = logits.log_softmax(-1).gather(1, torch.tensor(actions).unsqueeze(1)).squeeze(1)
+    model.zero_grad(set_to_none=True)
+    ((chosen * torch.linspace(-1, 1, len(frames))).sum() + values.pow(2).sum()).backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    return actions, torch.stack(log_probs), chosen.detach(), values.detach(), grads
+
+
+def assert_same_rollout(plain, fast):
+    assert fast[0] == plain[0]  # the same sampled actions
+    for a, b in zip(plain[1:4], fast[1:4]):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    for name, grad in plain[4].items():
+        torch.testing.assert_close(fast[4][name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("length", [20, 7])
+def test_worker_fast_paths_give_the_plain_models_actions_values_and_gradients(a3c, length):
+    """The fused LSTM over a rollout and the channels-last convolutions change no action, log-prob,
+    value or gradient beyond float rounding; state dict keys are unchanged."""
+    torch.manual_seed(3)
+    plain = a3c.build_model("atari", (1, 42, 42), 6).train()
+    fast = worker_model(a3c, plain)
+    assert list(fast.state_dict()) == list(plain.state_dict())
+    frames = fixed_frames(length)
+    for seed in (0, 1, 2):
+        reference = act_and_loss(lambda x, s: plain_forward(plain, x, s), plain, frames, seed)
+        assert_same_rollout(reference, act_and_loss(fast, fast, frames, seed))
+    # the last state of a rollout, which the next rollout starts from
+    with torch.no_grad():
+        state = (torch.randn(1, 256), torch.randn(1, 256))
+        for a, b in zip(plain_forward(plain, frames, state)[2], fast(frames, state)[2]):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_compiled_forward_gives_the_plain_models_actions_values_and_gradients(a3c):
+    """`--compile`: the same for the compiled forward, a full rollout and a shorter (padded) one."""
+    torch.manual_seed(3)
+    plain = a3c.build_model("atari", (1, 42, 42), 6).train()
+    fast = worker_model(a3c, plain)
+    forward = a3c.compile_forward(fast, num_steps=20)
+    for length in (20, 7):
+        frames = fixed_frames(length)
+        reference = act_and_loss(lambda x, s: plain_forward(plain, x, s), plain, frames, seed=length)
+        assert_same_rollout(reference, act_and_loss(forward, fast, frames, seed=length))
+    assert list(fast.state_dict()) == list(plain.state_dict())
+
+
+def test_compile_that_fails_on_this_platform_is_one_line(a3c, monkeypatch, capsys):
+    def broken_compile(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found\nsecond line of the story")
+
+    monkeypatch.setattr(a3c.torch, "compile", broken_compile)
+    with pytest.raises(SystemExit) as exit_info:
+        a3c.validate_args(a3c.Args(compile=True))
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["error: --compile: torch.compile does not work here: RuntimeError: no C++ compiler found"]

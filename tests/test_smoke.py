@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -348,7 +349,10 @@ def test_signal_saves_and_exits_130(script, sig, tmp_path: Path):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
-        assert proc.stdout.readline()  # training has started
+        deadline = time.time() + 60
+        while not list(tmp_path.glob("runs/*/events.out.tfevents.*")) and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # training has started
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=120)
     finally:
