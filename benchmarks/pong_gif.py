@@ -1,7 +1,7 @@
 """The README's GIF: the pretrained A3C agent (right paddle) playing the end of a Pong game.
 
 Plays one greedy game with `a3c_pong_hogwild.py --play MODEL --capture-video` (nothing else is
-written), then keeps the last `--seconds` of the recording at half size and every second frame.
+written), then keeps every second frame of the last `--seconds` of the recording.
 
     python -m benchmarks.pong_gif pretrained/a3c_pong.pt pretrained/a3c_pong.gif
 """
@@ -10,6 +10,7 @@ import argparse
 import subprocess
 import sys
 import tempfile
+from collections import deque
 from pathlib import Path
 
 from benchmarks.suite import ROOT
@@ -23,6 +24,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     opts = parser.parse_args()
     import imageio.v2 as imageio
+    from PIL import Image
 
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, str(ROOT / "a3c_pong_hogwild.py"), "--play", str(Path(opts.model).resolve())]
@@ -34,9 +36,9 @@ def main() -> None:
         (video,) = sorted(Path(tmp).rglob("*.mp4"))[:1]
         reader = imageio.get_reader(str(video))
         fps = reader.get_meta_data().get("fps", 30)
-        frames = [frame[::2, ::2] for frame in reader]
-    keep = frames[-int(opts.seconds * fps) :: 2]
-    imageio.mimsave(opts.gif, keep, duration=2 / fps, loop=0)
+        frames = deque(reader, maxlen=int(opts.seconds * fps))
+    keep = [Image.fromarray(frame) for frame in list(frames)[::2]]
+    keep[0].save(opts.gif, save_all=True, append_images=keep[1:], duration=int(2000 / fps), loop=0, optimize=True)
     print(f"{opts.gif}: {len(keep)} frames from the last {opts.seconds:g} s of {video.name}")
 
 
