@@ -524,6 +524,13 @@ def load_agent(saved: dict, path: str, device) -> Agent:
     return agent.to(device).eval()
 
 
+def given_flags(argv: list[str]) -> set[str]:
+    """The Args fields given on the command line `argv`, as `--flag value`, `--flag=value` or `--no-flag`
+    (with '-' or '_'): tyro cannot tell a default from a value given equal to it."""
+    given = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+    return given | {name[3:] for name in given if name.startswith("no_")}
+
+
 def resume_from(args: Args, argv: list[str]) -> dict:
     """The `--resume` checkpoint; its settings replace those in `args` except the flags given in `argv`
     (`--flag value`, `--flag=value`, `--no-flag`)."""
@@ -531,8 +538,7 @@ def resume_from(args: Args, argv: list[str]) -> dict:
     missing = {"optimizer", "global_step", "run_name"} - set(checkpoint)
     if missing:
         fail(f"--resume {args.resume!r} is a saved model, not a checkpoint (it has no {', '.join(sorted(missing))})")
-    given = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
-    given |= {name[3:] for name in given if name.startswith("no_")}
+    given = given_flags(argv)
     for key, value in checkpoint["args"].items():
         if key in Args.__dataclass_fields__ and key not in given and key != "resume":
             setattr(args, key, value)

@@ -672,10 +672,17 @@ def validate_args(args: Args) -> None:
             fail(f"--compile: torch.compile does not work here: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
 
 
+def given_flags(argv: list[str]) -> set[str]:
+    """The Args fields given on the command line `argv`, as `--flag value`, `--flag=value` or `--no-flag`
+    (with '-' or '_'): tyro cannot tell a default from a value given equal to it."""
+    given = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+    return given | {name[3:] for name in given if name.startswith("no_")}
+
+
 def apply_classic_defaults(args: Args, argv: list[str]) -> None:
     """Classic control: article 001's values for the CLASSIC_DEFAULTS flags not given in `argv`
     (as `--flag`, `--flag=value` or `--no-flag`, with '-' or '_')."""
-    given = {a[2:].split("=")[0].replace("-", "_").removeprefix("no_") for a in argv if a.startswith("--")}
+    given = given_flags(argv)
     for name, value in CLASSIC_DEFAULTS.items():
         if name not in given:
             setattr(args, name, value)

@@ -140,22 +140,9 @@ def test_ppo_discrete_export_is_loaded_by_bc(tmp_path):
     work.mkdir()
     result = run_script(
         "bc_cartpole.py",
-        [
-            "--expert-data",
-            str(demos_path),
-            "--num-expert-episodes",
-            "2",
-            "--num-expert-samples",
-            "0",
-            "--bc-iterations",
-            "20",
-            "--eval-interval",
-            "10",
-            "--eval-episodes",
-            "1",
-            "--final-eval-episodes",
-            "1",
-        ],
+        ["--expert-data", str(demos_path)]
+        + "--num-expert-episodes 2 --num-expert-samples 0 --bc-iterations 20 --eval-interval 10".split()
+        + "--eval-episodes 1 --final-eval-episodes 1".split(),
         cwd=work,
     )
     assert result.returncode == 0, result.stderr[-2000:]
