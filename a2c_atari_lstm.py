@@ -717,7 +717,7 @@ if __name__ == "__main__":
         optimizer.zero_grad()
         loss.backward()
         average_gradients(agent)  # distributed: the mean gradient over the ranks
-        nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+        grad_norm = nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)  # the norm before clipping
         optimizer.step()
         last = iteration == args.num_iterations
         interval = args.checkpoint_interval
@@ -735,6 +735,7 @@ if __name__ == "__main__":
             writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
             writer.add_scalar("losses/entropy", entropy.item(), global_step)
             writer.add_scalar("losses/explained_variance", explained_var, global_step)
+            writer.add_scalar("losses/grad_norm", grad_norm.item(), global_step)
             writer.add_scalar("charts/SPS", sps, global_step)
         if iteration % print_every == 0 or last:
             mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
