@@ -79,6 +79,8 @@ class Args:
     """coefficient of the value loss (`value_coeff` in the article)"""
     max_grad_norm: float = 0.5
     """the maximum norm for gradient clipping"""
+    overlap: bool = False
+    """if toggled, the games are run as two halves: one half steps while the network acts for the other"""
     env_backend: Literal["ale", "gymnasium"] = "ale"
     """`ale`: ale-py's native C++ vector env; `gymnasium`: gymnasium wrappers in a SyncVectorEnv"""
     checkpoint_interval: int = 1_000_000
@@ -87,6 +89,8 @@ class Args:
     """a checkpoint to continue (add its `--env-id` if not Pong): its run directory, step and settings, except the flags given"""
     eval_episodes: int = 10
     """the number of evaluation games run with the saved model (with `--save-model`), or played with `--play`"""
+    compile: bool = False
+    """if toggled, the network's step is compiled with torch.compile (slower on the CPUs measured: see the README)"""
     torch_threads: int = 1
     """torch CPU threads (1: on cores shared with other runs more threads slow the update ~7x; 2 helps a lone run)"""
     play: Optional[str] = None
@@ -191,8 +195,18 @@ class AtariGames:
         self.game_return, self.game_length = np.zeros(self.num_envs), np.zeros(self.num_envs, dtype=np.int64)
         return obs
 
-    def step(self, actions: np.ndarray):
-        obs, reward, terminated, truncated, info = self.envs.step(actions)
+    def send(self, actions: np.ndarray) -> None:
+        """Start a step: the native env steps its games in its own threads until `recv`."""
+        if self.backend == "ale":
+            self.envs.send(actions)
+        else:
+            self.actions = actions
+
+    def recv(self):
+        if self.backend == "ale":
+            obs, reward, terminated, truncated, info = self.envs.recv()
+        else:
+            obs, reward, terminated, truncated, info = self.envs.step(self.actions)
         lives = np.asarray(info["lives"])
         life_lost = lives < self.lives  # a reset game reports its new (higher or equal) lives
         if self.backend == "ale":
@@ -208,6 +222,10 @@ class AtariGames:
         ended = (self.game_return[game_over].copy(), self.game_length[game_over].copy())
         self.game_return[game_over], self.game_length[game_over] = 0, 0
         return obs, reward, terminated, truncated, info, ended
+
+    def step(self, actions: np.ndarray):
+        self.send(actions)
+        return self.recv()
 
     def final_obs(self, info: dict, indices: np.ndarray) -> np.ndarray:
         return np.stack([info["final_obs"][i] for i in indices])
@@ -300,43 +318,63 @@ def make_storage(num_steps: int, num_envs: int, device: torch.device) -> dict:
     return {"actions": zeros(torch.long), "rewards": zeros(), "dones": zeros(), "final_values": zeros()}
 
 
-def collect_rollout(agent, envs, next_obs, state, storage, global_step, writer, recent_returns, device, world_size=1):
+def collect_rollout(agent, groups, next_obs, state, storage, global_step, writer, recent_returns, device, world_size=1):
     """Step the games `num_steps` times, filling `storage` in place; returns the rollout's logits and
     values WITH their graph, so the loss differentiates the very forward pass that chose the actions.
     The LSTM state is detached first (truncated BPTT over `num_steps`), and zeroed for the games whose
     episode ended, after a truncated game's final observation has been valued with its own state.
     Rewards are clipped to [-1, 1] for training; whole-game raw scores are logged. `global_step` counts the
-    steps of all `world_size` ranks' games (data-parallel under torchrun)."""
+    steps of all `world_size` ranks' games (data-parallel under torchrun).
+    `groups` holds the games as one AtariGames, or as two halves (`--overlap`): then one half's games
+    step in the env's threads while the network chooses the other half's actions; the same maths."""
     num_steps, num_envs = storage["rewards"].shape
-    state = (state[0].detach(), state[1].detach())
-    all_logits, all_values = [], []
-    for step in range(num_steps):
-        global_step += num_envs * world_size
-        logits, value, state = agent.step(next_obs, state)
-        all_logits.append(logits)
-        all_values.append(value)
-        with torch.no_grad():
-            action = sample_actions(logits)
-        storage["actions"][step] = action
+    ends = np.cumsum([games.num_envs for games in groups])
+    columns = [slice(end - games.num_envs, end) for end, games in zip(ends, groups)]
+    obs = [next_obs[cols] for cols in columns]
+    states = [(state[0][cols].detach(), state[1][cols].detach()) for cols in columns]
+    logits, values = ([[None] * len(groups) for _ in range(num_steps)] for _ in range(2))
 
-        obs, reward, terminated, truncated, infos, (game_returns, game_lengths) = envs.step(action.cpu().numpy())
-        storage["rewards"][step] = torch.as_tensor(np.clip(reward, -1.0, 1.0), dtype=torch.float32, device=device)
-        storage["dones"][step] = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=device)
-        storage["final_values"][step] = 0.0
+    def finish(g: int, step: int) -> None:
+        """Receive group g's step: rewards, ends, final values of truncated games, LSTM resets, scores."""
+        cols, games = columns[g], groups[g]
+        new_obs, reward, terminated, truncated, infos, (game_returns, game_lengths) = games.recv()
+        storage["rewards"][step, cols] = torch.as_tensor(np.clip(reward, -1.0, 1.0), dtype=torch.float32, device=device)
+        dones = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=device)
+        storage["dones"][step, cols] = dones
+        final_values = torch.zeros(games.num_envs, device=device)
         truncated_only = np.flatnonzero(truncated & ~terminated)
         if len(truncated_only):
             with torch.no_grad():
                 idx = torch.as_tensor(truncated_only, device=device)
-                final_obs = torch.as_tensor(envs.final_obs(infos, truncated_only), device=device)
-                _, final_value, _ = agent.step(final_obs, (state[0][idx], state[1][idx]))
-                storage["final_values"][step, idx] = final_value
-        state = reset_lstm_state(state, storage["dones"][step])
-        next_obs = torch.as_tensor(obs, device=device)
+                final_obs = torch.as_tensor(games.final_obs(infos, truncated_only), device=device)
+                h, c = states[g]
+                final_values[idx] = agent.step(final_obs, (h[idx], c[idx]))[1]
+        storage["final_values"][step, cols] = final_values
+        states[g] = reset_lstm_state(states[g], dones)
+        obs[g] = torch.as_tensor(new_obs, device=device)
         for game_return, game_length in zip(game_returns, game_lengths):
-            writer.add_scalar("charts/episodic_return", float(game_return), global_step)
-            writer.add_scalar("charts/episodic_length", int(game_length), global_step)
+            steps_so_far = global_step + (step + 1) * num_envs * world_size
+            writer.add_scalar("charts/episodic_return", float(game_return), steps_so_far)
+            writer.add_scalar("charts/episodic_length", int(game_length), steps_so_far)
             recent_returns.append(float(game_return))
-    return next_obs, state, global_step, torch.stack(all_logits), torch.stack(all_values)
+
+    for step in range(num_steps):
+        for g, games in enumerate(groups):
+            if step > 0:
+                finish(g, step - 1)
+            logits[step][g], values[step][g], states[g] = agent.step(obs[g], states[g])
+            with torch.no_grad():
+                action = sample_actions(logits[step][g])
+            storage["actions"][step, columns[g]] = action
+            games.send(action.cpu().numpy())
+    for g in range(len(groups)):
+        finish(g, num_steps - 1)
+    global_step += num_steps * num_envs * world_size
+    next_obs = torch.cat(obs)
+    state = (torch.cat([h for h, _ in states]), torch.cat([c for _, c in states]))
+    all_logits = torch.stack([torch.cat(row) for row in logits])
+    all_values = torch.stack([torch.cat(row) for row in values])
+    return next_obs, state, global_step, all_logits, all_values
 
 
 # ----------------------------------------------------------------------------------------------
@@ -479,6 +517,8 @@ def validate_args(args: Args) -> None:
         fail(f"--total-timesteps {args.total_timesteps} is smaller than one rollout ({args.num_envs * args.num_steps})")
     if args.play is None and args.capture_video and args.env_backend != "gymnasium":
         fail("--capture-video needs --env-backend gymnasium (the native ALE vector env renders no video)")
+    if args.compile and args.play is None:
+        check_compile()
 
 
 @torch.no_grad()
@@ -522,6 +562,14 @@ def load_agent(saved: dict, path: str, device) -> Agent:
     except (KeyError, RuntimeError) as e:
         fail(f"{path!r} does not hold this script's network: {type(e).__name__}: {e}")
     return agent.to(device).eval()
+
+
+def check_compile() -> None:
+    """`--compile` on a platform without a working compiler: one error line before anything starts."""
+    try:
+        torch.compile(lambda x: x * 2, dynamic=False)(torch.ones(2))
+    except Exception as e:
+        fail(f"--compile: torch.compile does not work here: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
 
 
 def given_flags(argv: list[str]) -> set[str]:
@@ -679,13 +727,19 @@ if __name__ == "__main__":
 
     # env setup
     video_folder = f"videos/{run_name}" if args.capture_video else None
-    envs = AtariGames(args.env_id, args.num_envs, args.env_backend, seed, video_folder=video_folder)
-    agent, optimizer = start_state(args, checkpoint, int(envs.single_action_space.n), device)
+    halves = [args.num_envs // 2, args.num_envs - args.num_envs // 2] if args.overlap else [args.num_envs]
+    groups = [
+        AtariGames(args.env_id, n, args.env_backend, seed + i * halves[0], video_folder=None if i else video_folder)
+        for i, n in enumerate(halves)
+    ]
+    agent, optimizer = start_state(args, checkpoint, int(groups[0].single_action_space.n), device)
     broadcast_parameters(agent)  # distributed: rank 0's initial weights on every rank
+    if args.compile:  # the same step, compiled (one graph per batch shape it meets)
+        agent.step = torch.compile(agent.step, dynamic=False)
 
     # storage
     storage = make_storage(args.num_steps, args.num_envs, device)
-    next_obs = torch.as_tensor(envs.reset(), device=device)
+    next_obs = torch.as_tensor(np.concatenate([games.reset() for games in groups]), device=device)
     state = agent.initial_state(args.num_envs, device)
     recent_returns = deque(maxlen=20)
     first_step = global_step
@@ -701,7 +755,7 @@ if __name__ == "__main__":
 
         # rollout
         next_obs, state, global_step, logits, values = collect_rollout(
-            agent, envs, next_obs, state, storage, global_step, writer, recent_returns, device, world_size
+            agent, groups, next_obs, state, storage, global_step, writer, recent_returns, device, world_size
         )
 
         # advantages
@@ -748,7 +802,8 @@ if __name__ == "__main__":
 
     # shutdown
     stop.saving = True
-    envs.close()
+    for games in groups:
+        games.close()
     if stop.requested and rank == 0:
         save_checkpoint(agent, optimizer, global_step, args, run_name, checkpoint_path)
         print(f"stopped at step {global_step}; checkpoint saved to {checkpoint_path}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Measurements of a3c_pong_hogwild.py that are not plain learning curves.
 
-    python -m benchmarks.speed_a3c pong [--rounds 2] [--seconds 45] [--compile]
+    python -m benchmarks.speed_a3c pong [--rounds 2] [--seconds 45] [--compile] [--against REV]
     python -m benchmarks.speed_a3c cartpole      # after: python -m benchmarks run a3c_cartpole --workers 1
     python -m benchmarks.speed_a3c               # both (cartpole only where its runs exist)
 
@@ -8,7 +8,8 @@
 rounds: (a) the env-only stepping rate of the script's own preprocessing (`make_env`: frameskip 4,
 42x42 grey frames, running normalisation) with random actions, in 1 and in 2 parallel processes;
 (b) the script training with 1 and with 2 worker processes (no test process, no checkpoints), and
-with `--compile` also the same runs of the script with `--compile`, in the same interleaved rounds.
+with `--compile` also the same runs of the script with `--compile`, and with `--against REV` the
+same runs of the script as it was at git revision REV (before a change), in the same interleaved rounds.
 A training run's rate is its steady state: env steps / wall time between its `charts/SPS` points
 after the first 20% of the run, read from the TensorBoard event times (start-up excluded). Writes
 `benchmarks/results/a3c_pong_throughput.md` with the 2-vs-1 scaling ratio and per-process SPS
@@ -100,11 +101,11 @@ def env_only(processes: int, steps: int) -> float:
     return float(sum(rates))
 
 
-def training(processes: int, steps: int, extra: tuple = ()) -> dict:
+def training(processes: int, steps: int, extra: tuple = (), script: Path = SCRIPT) -> dict:
     """Train with `processes` workers for `steps` env steps; steady-state total steps/s."""
     with tempfile.TemporaryDirectory() as tmp:
         command = [
-            sys.executable, str(SCRIPT), "--env-id", PONG, "--num-processes", str(processes),
+            sys.executable, str(script), "--env-id", PONG, "--num-processes", str(processes),
             "--total-timesteps", str(steps), "--test-episodes", "0", "--checkpoint-interval", "0", *extra,
         ]  # fmt: skip
         start = time.perf_counter()
@@ -120,11 +121,23 @@ def training(processes: int, steps: int, extra: tuple = ()) -> dict:
         return {"sps": rate, "wall_s": wall, "steps": int(last[0])}
 
 
-def pong(rounds: int, seconds: float, compile: bool = False) -> None:
+def script_at(revision: str, folder: str) -> Path:
+    """The script as it was at git `revision`, written into `folder`."""
+    text = subprocess.run(["git", "show", f"{revision}:{SCRIPT.name}"], cwd=ROOT, capture_output=True, text=True)
+    if text.returncode != 0:
+        sys.exit(f"error: --against {revision}: {text.stderr.strip()}")
+    path = Path(folder) / SCRIPT.name
+    path.write_text(text.stdout)
+    return path
+
+
+def pong(rounds: int, seconds: float, compile: bool = False, against: str = None) -> None:
     # a first guess of the rates sizes the runs to about `seconds` each
     guess_env = env_only(1, 2000)
     steps_per_proc = int(seconds * guess_env / 6.5)  # a worker trains at roughly 1/6.5 of the env-only speed
     order = ["env1", "a3c1", "a3c2", "env2"] + (["a3c1c", "a3c2c"] if compile else [])  # "c": with --compile
+    order += ["a3c1b", "a3c2b"] if against else []  # "b": the script at revision `against` (before)
+    before = script_at(against, tempfile.mkdtemp()) if against else None
     results, walls = {key: [] for key in order}, {key: [] for key in order}
     for r in range(rounds):
         for key in order if r % 2 == 0 else order[::-1]:
@@ -133,7 +146,8 @@ def pong(rounds: int, seconds: float, compile: bool = False) -> None:
                 value = env_only(processes, int(seconds / 3 * guess_env))
             else:
                 extra = ("--compile",) if key.endswith("c") else ()
-                run = training(processes, steps_per_proc * processes, extra)
+                script = before if key.endswith("b") else SCRIPT
+                run = training(processes, steps_per_proc * processes, extra, script)
                 value = run["sps"]
                 walls[key].append(run["wall_s"])
             results[key].append(value)
@@ -163,6 +177,12 @@ def pong(rounds: int, seconds: float, compile: bool = False) -> None:
             for n in (1, 2)
             if compile
         )
+        + "".join(
+            f"| {n}, the script at `{against}` | {cell(f'a3c{n}b')} | {mean[f'a3c{n}b'] / n:.0f} | {cell(f'env{n}')} | "
+            f"{mean[f'env{n}'] / n:.0f} | {mean[f'a3c{n}b'] / mean[f'env{n}']:.2f} |\n"
+            for n in (1, 2)
+            if against
+        )
         + "\n"
         + "".join(
             f"Wall time of a whole run with {n} processes, start-up and compiling included: "
@@ -180,7 +200,8 @@ def pong(rounds: int, seconds: float, compile: bool = False) -> None:
         "python -m benchmarks.speed_a3c pong"
         + (f" --rounds {rounds}" if rounds != 2 else "")
         + (f" --seconds {seconds:g}" if seconds != 45.0 else "")
-        + (" --compile" if compile else ""),
+        + (" --compile" if compile else "")
+        + (f" --against {against}" if against else ""),
         body,
     )
     print(f"scaling {scaling:.2f}x; written {path}")
@@ -250,11 +271,14 @@ def main(argv=None) -> None:
     parser.add_argument("--seconds", type=float, default=45.0, help="about how long each timed run lasts")
     parser.add_argument("--threshold", type=float, default=475.0)
     parser.add_argument("--compile", action="store_true", help="pong: also train with --compile, side by side")
+    parser.add_argument(
+        "--against", metavar="REV", help="pong: also train the script as of git revision REV (before a change)"
+    )
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
     opts = parser.parse_args(argv)
     if opts.what in ("all", "pong"):
-        pong(opts.rounds, opts.seconds, opts.compile)
+        pong(opts.rounds, opts.seconds, opts.compile, opts.against)
     if opts.what == "cartpole" or (opts.what == "all" and (BENCH_DIR / "runs" / "a3c_cartpole").exists()):
         cartpole(opts.threshold)
     if opts.what == "_env_only":

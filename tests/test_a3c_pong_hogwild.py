@@ -755,15 +755,3 @@ def test_compiled_forward_gives_the_plain_models_actions_values_and_gradients(a3
         reference = act_and_loss(lambda x, s: plain_forward(plain, x, s), plain, frames, seed=length)
         assert_same_rollout(reference, act_and_loss(forward, fast, frames, seed=length))
     assert list(fast.state_dict()) == list(plain.state_dict())
-
-
-def test_compile_that_fails_on_this_platform_is_one_line(a3c, monkeypatch, capsys):
-    def broken_compile(*args, **kwargs):
-        raise RuntimeError("no C++ compiler found\nsecond line of the story")
-
-    monkeypatch.setattr(a3c.torch, "compile", broken_compile)
-    with pytest.raises(SystemExit) as exit_info:
-        a3c.validate_args(a3c.Args(compile=True))
-    assert exit_info.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert lines == ["error: --compile: torch.compile does not work here: RuntimeError: no C++ compiler found"]

@@ -26,7 +26,7 @@ SHARED = [
     ),
     (["print_scores"], LEARNING),
     (["compute_gae"], ACTOR_CRITIC),
-    (["sample_actions", "given_flags"], ["a2c_atari_lstm.py", "a3c_pong_hogwild.py"]),
+    (["sample_actions", "given_flags", "check_compile"], ["a2c_atari_lstm.py", "a3c_pong_hogwild.py"]),
     (
         ["make_env", "make_vector_env", "layer_init", "Agent", "ppo_losses", "ppo_update", "make_storage"]
         + ["collect_rollout", "rollout_advantages", "flatten_rollout", "log_episode_stats", "check_env"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, assert_user_error, read_scalars, run_script
+from conftest import ROOT, assert_user_error, load_script, read_scalars, run_script
 
 SCRIPTS = ["ppo_discrete.py", "a2c_atari_lstm.py", "a3c_pong_hogwild.py", "bc_cartpole.py", "gail_cartpole.py"]
 SCRIPTS += ["random_baseline.py"]
@@ -131,6 +131,7 @@ ROWS = [
             "losses/value_loss",
             "losses/entropy",
             "losses/explained_variance",
+            "losses/grad_norm",
             "eval/episodic_return",
         },  # no Pong game ends within 400 training steps
         True,
@@ -142,6 +143,13 @@ ROWS = [
         {"charts/episodic_return", "charts/episodic_length", "charts/SPS", "losses/policy_loss"},
         False,
         id="a2c-breakout-gymnasium-backend",
+    ),
+    pytest.param(
+        "a2c_atari_lstm.py",
+        "--env-id BreakoutNoFrameskip-v4 --overlap --num-envs 4 --total-timesteps 2000".split(),
+        {"charts/episodic_return", "charts/episodic_length", "charts/SPS", "losses/policy_loss"},
+        False,
+        id="a2c-breakout-overlap",
     ),
     pytest.param(
         "a3c_pong_hogwild.py",
@@ -233,6 +241,21 @@ LEARNING_RATE_FLAGS = [
 @pytest.mark.parametrize("value", ["nan", "inf"])
 def test_non_finite_learning_rate(script, flag, value, tmp_path: Path):
     assert_user_error(run_script(script, [flag, value], cwd=tmp_path, timeout=60), tmp_path, flag)
+
+
+@pytest.mark.parametrize("script", ["a2c_atari_lstm", "a3c_pong_hogwild"])
+def test_compile_that_fails_on_this_platform_is_one_line(script, monkeypatch, capsys):
+    module = load_script(script)
+
+    def broken_compile(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found\nsecond line of the story")
+
+    monkeypatch.setattr(module.torch, "compile", broken_compile)
+    with pytest.raises(SystemExit) as exit_info:
+        module.validate_args(module.Args(compile=True))
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["error: --compile: torch.compile does not work here: RuntimeError: no C++ compiler found"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
