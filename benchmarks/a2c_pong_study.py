@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.machine import describe
+from benchmarks.pong_summary import TARGET, WINDOW, first_reach, rolling_mean, style_axes
 from benchmarks.suite import BENCH_DIR
 from benchmarks.suites.a2c import STUDY
 from benchmarks.summary import read_scalars
@@ -36,7 +37,6 @@ COMMAND = (
     "python -m benchmarks run a2c_pong --workers 1 && python -m benchmarks run a2c_pong_study --workers 1 "
     "&& python -m benchmarks.a2c_pong_study"
 )
-TARGET, WINDOW = 18.0, 20
 CHECKPOINTS = [250_000, 500_000, 750_000, 1_500_000, 3_000_000]
 ENTROPY_FROM, ENTROPY_TO = 650_000, 750_000
 
@@ -62,14 +62,6 @@ def mean_at(train: list, step: int) -> float:
     return float(np.mean(scores[-WINDOW:]))
 
 
-def first_reach(train: list) -> tuple:
-    values = [v for _, _, v in train]
-    for i in range(WINDOW - 1, len(train)):
-        if np.mean(values[i - WINDOW + 1 : i + 1]) >= TARGET:
-            return train[i][0], train[i][1]
-    return None, None
-
-
 def clip_of(record: dict) -> float:
     args = record["meta"]["args"]
     return float(args[args.index("--max-grad-norm") + 1]) if "--max-grad-norm" in args else 0.5
@@ -78,7 +70,7 @@ def clip_of(record: dict) -> float:
 def row(label: str, record: dict) -> str:
     train = record["train"]
     means = " | ".join("—" if math.isnan(m) else f"{m:.1f}" for m in (mean_at(train, s) for s in CHECKPOINTS))
-    step, seconds = first_reach(train)
+    step, seconds = first_reach(train, WINDOW)
     reach = "not reached" if step is None else f"{step:,} steps, {seconds / 60:.0f} min"
     entropy = [v for s, v in record["entropy"] if ENTROPY_FROM <= s <= ENTROPY_TO]
     norms = [v for s, v in record["grad_norm"] if s <= ENTROPY_TO]
@@ -128,15 +120,11 @@ def plot(records: dict) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for label, record in records.items():
         train = record["train"]
-        values = [v for _, _, v in train]
-        rolling = [np.mean(values[max(0, i - WINDOW + 1) : i + 1]) for i in range(len(values))]
+        rolling = rolling_mean([v for _, _, v in train])
         name = " ".join(STUDY.get(label, ["defaults"]))
         for ax, col, scale in ((axes[0], 0, 1e6), (axes[1], 1, 60.0)):
             ax.plot([p[col] / scale for p in train], rolling, label=name, linewidth=2 if label == "defaults" else 1)
-    for ax, xlabel in ((axes[0], "agent steps (millions, all 8 games)"), (axes[1], "wall time (minutes)")):
-        ax.axhline(TARGET, color="black", linestyle="--", linewidth=1)
-        ax.set_xlabel(xlabel)
-        ax.grid(alpha=0.3)
+    style_axes(axes, ["agent steps (millions, all games)", "wall time (minutes)"])
     axes[0].set_ylabel("Pong score, 20-game mean (whole games)")
     axes[0].legend(fontsize=8, loc="upper left")
     fig.suptitle("a2c_atari_lstm.py, PongNoFrameskip-v4, seed 1, 2-core CPU")

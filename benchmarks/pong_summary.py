@@ -92,6 +92,19 @@ def main() -> None:
     plot(records)
 
 
+def rolling_mean(values: list) -> list:
+    """The mean of the last WINDOW values (fewer at the start) at each point."""
+    return [float(np.mean(values[max(0, i - WINDOW + 1) : i + 1])) for i in range(len(values))]
+
+
+def style_axes(axes, xlabels: list) -> None:
+    """The target score as a dashed line, the x labels and a light grid."""
+    for ax, xlabel in zip(axes, xlabels):
+        ax.axhline(TARGET, color="black", linestyle="--", linewidth=1)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+
+
 def plot(records: dict) -> None:
     import matplotlib
 
@@ -101,8 +114,7 @@ def plot(records: dict) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for seed, record in sorted(records.items()):
         train, test = record["curves"]["train"], record["curves"]["test"]
-        values = [v for _, _, v in train]
-        rolling = [np.mean(values[max(0, i - WINDOW + 1) : i + 1]) for i in range(len(values))]
+        rolling = rolling_mean([v for _, _, v in train])
         for ax, col, scale in ((axes[0], 1, 60.0), (axes[1], 0, 1e6)):
             (line,) = ax.plot([p[col] / scale for p in train], rolling, label=f"seed {seed}: training, 20-game mean")
             ax.plot(
@@ -113,10 +125,7 @@ def plot(records: dict) -> None:
                 color=line.get_color(),
                 label=f"seed {seed}: greedy test game",
             )
-    for ax, xlabel in ((axes[0], "wall time (minutes)"), (axes[1], "env steps (millions, all workers)")):
-        ax.axhline(TARGET, color="black", linestyle="--", linewidth=1)
-        ax.set_xlabel(xlabel)
-        ax.grid(alpha=0.3)
+    style_axes(axes, ["wall time (minutes)", "env steps (millions, all workers)"])
     axes[0].set_ylabel("Pong score (whole games)")
     axes[1].legend(fontsize=7, loc="lower right")
     fig.suptitle("a3c_pong_hogwild.py, PongDeterministic-v4, 2 worker processes on a 2-core CPU")
