@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.machine import describe
-from benchmarks.pong_summary import TARGET, WINDOW, first_reach, rolling_mean, style_axes
+from benchmarks.pong_summary import WINDOW, first_reach, rolling_mean, style_axes
 from benchmarks.suite import BENCH_DIR
 from benchmarks.suites.a2c import STUDY
 from benchmarks.summary import read_scalars
