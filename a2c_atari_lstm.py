@@ -80,7 +80,7 @@ class Args:
     max_grad_norm: float = 0.5
     """the maximum norm for gradient clipping"""
     overlap: bool = False
-    """if toggled, the games are run as two halves: one half steps while the network acts for the other"""
+    """if toggled, the games run as two vector envs of half the games each: one steps while the network acts for the other (native backend)"""
     env_backend: Literal["ale", "gymnasium"] = "ale"
     """`ale`: ale-py's native C++ vector env; `gymnasium`: gymnasium wrappers in a SyncVectorEnv"""
     checkpoint_interval: int = 1_000_000
@@ -517,6 +517,8 @@ def validate_args(args: Args) -> None:
         fail(f"--total-timesteps {args.total_timesteps} is smaller than one rollout ({args.num_envs * args.num_steps})")
     if args.play is None and args.capture_video and args.env_backend != "gymnasium":
         fail("--capture-video needs --env-backend gymnasium (the native ALE vector env renders no video)")
+    if args.overlap and args.num_envs < 2:
+        fail(f"--overlap runs the games as two halves and needs --num-envs of at least 2, got {args.num_envs}")
     if args.compile and args.play is None:
         check_compile()
 

@@ -324,6 +324,7 @@ def test_non_atari_env_id_exits_2(tmp_path: Path):
         (["--seed", "-1"], "--seed"),
         (["--seed", str(2**64)], "--seed"),
         (["--num-envs", "100000"], "--num-envs"),
+        (["--overlap", "--num-envs", "1"], "--overlap"),
     ],
 )
 def test_bad_values_exit_2_before_anything_is_written(tmp_path: Path, flags, flag):
