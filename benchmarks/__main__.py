@@ -4,6 +4,7 @@ import argparse
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 from benchmarks.runner import run_suite
 from benchmarks.suite import BENCH_DIR, ROOT, discover_suites, suites_left_out_of_all
@@ -32,6 +33,7 @@ def main(argv=None) -> int:
     run = sub.add_parser("run", help="run every (env, seed) of one or more suites, replacing their previous runs")
     run.add_argument("suites", nargs="+", metavar="SUITE")
     run.add_argument("--workers", type=int, default=1, help="runs at a time (default 1)")
+    run.add_argument("--seeds", type=int, nargs="+", help="only these of the suites' seeds (the others' runs are kept)")
     summ = sub.add_parser("summarize", help="rebuild benchmarks/RESULTS.md and benchmarks/plots/ from all runs present")
     summ.add_argument("--no-plots", action="store_true", help="keep the existing plots")
     every = sub.add_parser(
@@ -70,8 +72,19 @@ def main(argv=None) -> int:
     failed = 0
     try:
         for name in names:
-            shutil.rmtree(BENCH_DIR / "records" / name, ignore_errors=True)  # a rerun replaces the suite's records
-            result = run_suite(name, suites[name], workers=opts.workers)
+            members = suites[name]
+            if getattr(opts, "seeds", None):  # a rerun of some seeds replaces their records only
+                members = [replace(m, seeds=kept) for m in members if (kept := [s for s in m.seeds if s in opts.seeds])]
+                for m in members:
+                    for record in (BENCH_DIR / "records" / name / m.label).glob("*/seed*.json"):
+                        if int(record.stem[4:]) in m.seeds:
+                            record.unlink()
+            else:
+                shutil.rmtree(BENCH_DIR / "records" / name, ignore_errors=True)  # a rerun replaces the suite's records
+            if not members:
+                print(f"error: suite {name} has none of the seeds {opts.seeds}", file=sys.stderr)
+                return 2
+            result = run_suite(name, members, workers=opts.workers, fresh=not getattr(opts, "seeds", None))
             failed += sum(1 for m in result["runs"] if m["exit_code"] != 0)
         if opts.command == "all" and not opts.no_speed:
             for module in speed_modules():

@@ -82,16 +82,22 @@ class Runner:
 
 
 def run_suite(
-    suite_name: str, members: list, workers: int = 1, runs_dir: Path = BENCH_DIR / "runs", python: str = sys.executable
+    suite_name: str,
+    members: list,
+    workers: int = 1,
+    runs_dir: Path = BENCH_DIR / "runs",
+    python: str = sys.executable,
+    fresh: bool = True,
 ) -> dict:
-    """Run the whole suite (replacing its previous runs); returns {"wall_s": ..., "runs": [meta, ...]}."""
+    """Run the whole suite, replacing its previous runs (with `fresh=False` only the runs it makes, so a
+    rerun of some seeds keeps the others); returns {"wall_s": ..., "runs": [meta, ...]}."""
     jobs = [(m, e, s) for m in members for e in m.env_ids for s in m.seeds]
     for member in members:
         script = ROOT / member.script
         if not script.exists():
             raise FileNotFoundError(f"suite {suite_name!r}: script {member.script} does not exist")
     suite_dir = runs_dir / suite_name
-    if suite_dir.exists():
+    if suite_dir.exists() and fresh:
         shutil.rmtree(suite_dir)
     print(f"suite {suite_name}: {len(jobs)} runs, {workers} worker(s)", flush=True)
     runner = Runner(workers, python)

@@ -151,6 +151,12 @@ def test_runner_end_to_end(tmp_path):
     text = summarize(tmp_path, {"tiny": [suite]}, plots=False).read_text()
     row = next(line for line in text.splitlines() if line.startswith("| rnd "))
     assert "| CartPole-v1 | 1, 2 | 3 |" in row
+    # a rerun of seed 2 alone (`--seeds 2`) replaces its run and keeps seed 1's
+    seed1_meta = (tmp_path / "runs" / "tiny" / "rnd" / "CartPole-v1" / "seed1" / "meta.json").read_text()
+    only_2 = Suite("rnd", "random_baseline.py", ["CartPole-v1"], [2], args=["--num-episodes", "3"])
+    result = run_suite("tiny", [only_2], workers=1, runs_dir=tmp_path / "runs", fresh=False)
+    assert [m["seed"] for m in result["runs"]] == [2]
+    assert (tmp_path / "runs" / "tiny" / "rnd" / "CartPole-v1" / "seed1" / "meta.json").read_text() == seed1_meta
 
 
 def test_project_suites_load():
