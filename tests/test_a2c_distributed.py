@@ -42,15 +42,15 @@ import os
 if os.environ.get("RANK") == "1":
     from ale_py.vector_env import AtariVectorEnv
 
-    step, calls = AtariVectorEnv.step, []
+    recv, calls = AtariVectorEnv.recv, []
 
-    def broken_step(self, actions):
+    def broken_recv(self):
         calls.append(1)
         if len(calls) > 3:
             raise RuntimeError("rank 1's games broke on purpose")
-        return step(self, actions)
+        return recv(self)
 
-    AtariVectorEnv.step = broken_step
+    AtariVectorEnv.recv = broken_recv
 """
 
 

@@ -13,6 +13,7 @@ NOT_IN_ALL = {"a2c_pong", "a2c_pong_study"}
 # the one-flag changes of the Pong study: label -> flags
 STUDY = {
     "ent-coef-0.1": ["--ent-coef", "0.1"],  # the article's effective entropy weight (a sum of 5 step means)
+    "ent-coef-0.01": ["--ent-coef", "0.01"],  # A3C's weight relative to its policy term (and SB3's default)
     "max-grad-norm-5": ["--max-grad-norm", "5"],  # a 10x looser gradient clip
     "learning-rate-4e-4": ["--learning-rate", "4e-4"],  # 4x the step size
     "num-envs-4": ["--num-envs", "4"],  # 20 samples per update, as one A3C worker: 2x the updates per step
