@@ -7,11 +7,11 @@ same seed), and writes:
   (step, seconds since the start, score), the logged `losses/entropy` and `losses/grad_norm` (the norm
   before clipping) and the final greedy games of the saved model;
 - `benchmarks/results/a2c_pong.md`: for each run the training 20-game mean at 250k, 500k, 750k (and
-  for the long run 1.5M and 3M) steps, the first step and minute at which it reaches 18, the policy
+  for the long run 1.5M and 3M) steps, the first step and minute at which it reaches -18 (the first sign of learning) and 18, the policy
   entropy over the last 100k steps up to 750k, the share of updates whose gradient norm was above
   the run's clip, and the throughput;
 - `benchmarks/plots/a2c_pong_curves.png`: the 20-game mean against steps and against
-  wall time, every run in one figure.
+  wall time, every run in one figure, with the A3C Pong suite's seeds against steps for comparison.
 With no run directories it rebuilds the fragment and the plot from the committed records.
 
     python -m benchmarks.a2c_pong_study
@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.machine import describe
-from benchmarks.pong_summary import WINDOW, first_reach, rolling_mean, style_axes
+from benchmarks.pong_summary import RECORDS as A3C_RECORDS
+from benchmarks.pong_summary import TARGET, WINDOW, first_reach, rolling_mean, style_axes
 from benchmarks.suite import BENCH_DIR
 from benchmarks.suites.a2c import STUDY
 from benchmarks.summary import read_scalars
@@ -39,6 +40,7 @@ COMMAND = (
 )
 CHECKPOINTS = [250_000, 500_000, 750_000, 1_500_000, 3_000_000]
 ENTROPY_FROM, ENTROPY_TO = 650_000, 750_000
+LEVELS = [-18.0, TARGET]  # -18: the first sign of learning (random play scores about -20.5)
 
 
 def read_run(run_dir: Path) -> dict:
@@ -70,8 +72,10 @@ def clip_of(record: dict) -> float:
 def row(label: str, record: dict) -> str:
     train = record["train"]
     means = " | ".join("—" if math.isnan(m) else f"{m:.1f}" for m in (mean_at(train, s) for s in CHECKPOINTS))
-    step, seconds = first_reach(train, WINDOW)
-    reach = "not reached" if step is None else f"{step:,} steps, {seconds / 60:.0f} min"
+    reach = []
+    for level in LEVELS:
+        step, seconds = first_reach(train, WINDOW, level)
+        reach.append("not reached" if step is None else f"{step:,} steps, {seconds / 60:.0f} min")
     entropy = [v for s, v in record["entropy"] if ENTROPY_FROM <= s <= ENTROPY_TO]
     norms = [v for s, v in record["grad_norm"] if s <= ENTROPY_TO]
     clipped = np.mean([n > clip_of(record) for n in norms]) if norms else math.nan
@@ -79,7 +83,7 @@ def row(label: str, record: dict) -> str:
     greedy = f"{np.mean(record['eval']):.1f}" if record["eval"] else "—"
     change = " ".join(STUDY.get(label, ["(the article's defaults)"]))
     return (
-        f"| {change} | {means} | {reach} | {np.mean(entropy):.3f} | {np.median(norms):.2f} | {clipped:.0%} "
+        f"| {change} | {means} | {' | '.join(reach)} | {np.mean(entropy):.3f} | {np.median(norms):.2f} | {clipped:.0%} "
         f"| {greedy} | {sps:.0f} | {record['meta']['wall_s'] / 60:.0f} min |"
     )
 
@@ -92,18 +96,20 @@ def main() -> None:
     records = {label: json.loads((RECORDS / f"{label}.json").read_text()) for label in RUNS}
     header = " | ".join(f"{s / 1e6:g}M" for s in CHECKPOINTS)
     lines = [
-        f"| change (seed 1) | training 20-game mean at {header} | first 20-game mean >= 18 "
+        f"| change (seed 1) | training 20-game mean at {header} | "
+        + " | ".join(f"first 20-game mean >= {level:g}" for level in LEVELS)
+        + " "
         f"| entropy at {ENTROPY_FROM // 1000}k-{ENTROPY_TO // 1000}k | median grad norm (before clip) "
         "| updates above the clip | saved model, 10 greedy games | SPS | wall time |",
-        "|---|" + "---|" * len(CHECKPOINTS) + "---|---|---|---|---|---|---|",
+        "|---|" + "---|" * (len(CHECKPOINTS) + len(LEVELS)) + "---|---|---|---|---|---|",
     ]
     lines += [row(label, record) for label, record in records.items()]
     machine = describe(records["defaults"]["meta"].get("machine", {}))
     text = (
         f"## A2C on Pong: the defaults over 3M steps, and one change at a time over 750k\n\n`{COMMAND}`\n\n"
         + "\n".join(lines)
-        + f"\n\nThe two suites ran at the same time, one run each on the 2 cores (wall times and SPS are "
-        f"those of a shared machine). Entropy: the mean of `losses/entropy` (the per-step mean policy "
+        + f"\n\nThe runs shared the 2 cores (two or three at a time, and test runs at times): their wall "
+        f"times and SPS are those of a shared machine; the steps are what to compare. Entropy: the mean of `losses/entropy` (the per-step mean policy "
         f"entropy; ln 6 = 1.79 is uniform). Machine: {machine}\n"
     )
     (BENCH_DIR / "results" / "a2c_pong.md").write_text(text)
@@ -124,9 +130,14 @@ def plot(records: dict) -> None:
         name = " ".join(STUDY.get(label, ["defaults"]))
         for ax, col, scale in ((axes[0], 0, 1e6), (axes[1], 1, 60.0)):
             ax.plot([p[col] / scale for p in train], rolling, label=name, linewidth=2 if label == "defaults" else 1)
+    for i, path in enumerate(sorted(A3C_RECORDS.glob("seed*.json"))):  # A3C's 3 seeds, for comparison
+        train = json.loads(path.read_text())["curves"]["train"]
+        label = "a3c_pong_hogwild.py, 2 processes (3 seeds)" if i == 0 else None
+        rolling = rolling_mean([v for _, _, v in train])
+        axes[0].plot([p[0] / 1e6 for p in train], rolling, color="grey", linestyle=":", linewidth=1, label=label)
     style_axes(axes, ["agent steps (millions, all games)", "wall time (minutes)"])
     axes[0].set_ylabel("Pong score, 20-game mean (whole games)")
-    axes[0].legend(fontsize=8, loc="upper left")
+    axes[0].legend(fontsize=8, loc="center left")
     fig.suptitle("a2c_atari_lstm.py, PongNoFrameskip-v4, seed 1, 2-core CPU")
     fig.tight_layout()
     fig.savefig(BENCH_DIR / "plots" / "a2c_pong_curves.png", dpi=100)

@@ -35,11 +35,11 @@ def read_run(run_dir: Path) -> dict:
     return {name: scalars.get(tag, []) for name, tag in TAGS.items()}
 
 
-def first_reach(points: list, window: int) -> tuple:
-    """(step, seconds) of the first point at which the mean of the last `window` values reaches TARGET."""
+def first_reach(points: list, window: int, target: float = TARGET) -> tuple:
+    """(step, seconds) of the first point at which the mean of the last `window` values reaches `target`."""
     values = [v for _, _, v in points]
     for i in range(window - 1, len(points)):
-        if np.mean(values[i - window + 1 : i + 1]) >= TARGET:
+        if np.mean(values[i - window + 1 : i + 1]) >= target:
             return points[i][0], points[i][1]
     return None, None
 

@@ -16,7 +16,7 @@ STUDY = {
     "ent-coef-0.01": ["--ent-coef", "0.01"],  # A3C's weight relative to its policy term (and SB3's default)
     "max-grad-norm-5": ["--max-grad-norm", "5"],  # a 10x looser gradient clip
     "learning-rate-4e-4": ["--learning-rate", "4e-4"],  # 4x the step size
-    "num-envs-4": ["--num-envs", "4"],  # 20 samples per update, as one A3C worker: 2x the updates per step
+    "num-steps-20": ["--num-steps", "20"],  # 20-step returns, as A3C's rollouts (and 4x fewer updates per step)
 }
 
 SUITES = {
