@@ -1,6 +1,7 @@
 """Measurements of a3c_pong_hogwild.py that are not plain learning curves.
 
     python -m benchmarks.speed_a3c pong [--rounds 2] [--seconds 45] [--compile] [--against REV]
+    python -m benchmarks.speed_a3c acting [--rounds 2] [--against REV]
     python -m benchmarks.speed_a3c cartpole      # after: python -m benchmarks run a3c_cartpole --workers 1
     python -m benchmarks.speed_a3c               # both (cartpole only where its runs exist)
 
@@ -14,6 +15,10 @@ A training run's rate is its steady state: env steps / wall time between its `ch
 after the first 20% of the run, read from the TensorBoard event times (start-up excluded). Writes
 `benchmarks/results/a3c_pong_throughput.md` with the 2-vs-1 scaling ratio and per-process SPS
 against the env-only rate.
+
+`acting`: the per-step cost of a worker's acting forward (one frame, no graph, then sampling), of
+the present script and, with `--against REV`, of the script at REV, in alternating fresh processes;
+writes `benchmarks/results/a3c_acting.md`.
 
 `cartpole`: reads the runs of the `a3c_cartpole` suite (2 worker processes, 3 seeds) and writes
 `benchmarks/results/a3c_cartpole.md`: the wall time (since the run's TensorBoard writer was made)
@@ -207,6 +212,54 @@ def pong(rounds: int, seconds: float, compile: bool = False, against: str = None
     print(f"scaling {scaling:.2f}x; written {path}")
 
 
+# --- acting --------------------------------------------------------------------------------
+
+
+def acting_child(script: str, steps: int) -> None:
+    """Time a worker's acting step on one 42x42 frame (forward without a graph, then sampling), as
+    `train_worker` makes it: one torch thread, channels-last model; print {"us": per step}."""
+    import torch
+
+    spec = importlib.util.spec_from_file_location("a3c_pong_hogwild", script)
+    a3c = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(a3c)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = a3c.build_model("atari", (1, 42, 42), 6).train().to(memory_format=torch.channels_last)
+    x, state = torch.randn(1, 1, 42, 42), model.initial_state()
+    with torch.no_grad():
+        for i in range(steps + 500):  # the first 500: warm-up
+            if i == 500:
+                start = time.perf_counter()
+            _, logits, state = model(x, state)
+            int(a3c.sample_actions(logits))
+    print(json.dumps({"us": (time.perf_counter() - start) / steps * 1e6}))
+
+
+def acting(rounds: int, against: str) -> None:
+    """The acting step of the present script and, with `against`, of the script at that revision, in
+    alternating fresh processes; a fragment with the per-step times."""
+    scripts = {"present": SCRIPT} | ({f"at `{against}`": script_at(against, tempfile.mkdtemp())} if against else {})
+    times = {name: [] for name in scripts}
+    for r in range(rounds):
+        for name in list(scripts) if r % 2 == 0 else list(scripts)[::-1]:
+            cmd = [sys.executable, "-m", "benchmarks.speed_a3c", "_acting", "--script", str(scripts[name])]
+            out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+            times[name].append(json.loads(out.strip().splitlines()[-1])["us"])
+            print(f"round {r + 1} {name}: {times[name][-1]:.0f} us per acting step", flush=True)
+    rows = "".join(
+        f"| {name} | {np.median(v):.0f} | {', '.join(f'{t:.0f}' for t in v)} |\n" for name, v in times.items()
+    )
+    body = (
+        "A training worker's acting step on Pong (the model's forward on one 42x42 frame without a graph, "
+        f"then `sample_actions`), 1 torch thread, channels-last, 10000 steps after a warm-up, {rounds} "
+        "alternating fresh processes per script.\n\n| script | median us per step | per round |\n|---|---|---|\n" + rows
+    )
+    command = f"python -m benchmarks.speed_a3c acting --rounds {rounds}" + (f" --against {against}" if against else "")
+    path = write_fragment("a3c_acting", "A3C: the cost of a worker's acting step", command, body)
+    print(f"written {path}")
+
+
 # --- cartpole ------------------------------------------------------------------------------
 
 
@@ -266,23 +319,30 @@ def cartpole(threshold: float) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", nargs="?", default="all", choices=["all", "pong", "cartpole", "_env_only"])
+    parser.add_argument(
+        "what", nargs="?", default="all", choices=["all", "pong", "cartpole", "acting", "_env_only", "_acting"]
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=45.0, help="about how long each timed run lasts")
     parser.add_argument("--threshold", type=float, default=475.0)
     parser.add_argument("--compile", action="store_true", help="pong: also train with --compile, side by side")
     parser.add_argument(
-        "--against", metavar="REV", help="pong: also train the script as of git revision REV (before a change)"
+        "--against", metavar="REV", help="pong, acting: also the script as of git revision REV (before a change)"
     )
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--script", default=str(SCRIPT), help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=1)
     opts = parser.parse_args(argv)
     if opts.what in ("all", "pong"):
         pong(opts.rounds, opts.seconds, opts.compile, opts.against)
     if opts.what == "cartpole" or (opts.what == "all" and (BENCH_DIR / "runs" / "a3c_cartpole").exists()):
         cartpole(opts.threshold)
+    if opts.what == "acting":
+        acting(opts.rounds, opts.against)
     if opts.what == "_env_only":
         env_only_child(opts.steps, opts.seed)
+    if opts.what == "_acting":
+        acting_child(opts.script, 10000)
 
 
 if __name__ == "__main__":
