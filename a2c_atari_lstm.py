@@ -12,6 +12,7 @@ Usage:
     python a2c_atari_lstm.py --resume runs/<run name>/checkpoint.pt --total-timesteps 20000000
     python a2c_atari_lstm.py --save-model --eval-episodes 10      # save, then play 10 whole games
     python a2c_atari_lstm.py --play runs/<run name>/a2c_atari_lstm.pt   # watch a saved model play
+    python a2c_atari_lstm.py --overlap       # half the games step while the network acts for the other half
     torchrun --standalone --nproc-per-node 2 a2c_atari_lstm.py    # data-parallel: 2 ranks x 8 games
 """
 

@@ -232,10 +232,10 @@ class AtariActorCritic(nn.Module):
     def forward(self, x: torch.Tensor, state):
         """Values (T,), logits (T, A) and the last state for T successive frames that follow `state`:
         the convolutions in one batch, then the LSTM cell over the frames in turn."""
-        x = F.elu(self.conv1(x), inplace=True)  # speed: in place, the batch-1 acting convs take 0.65x the time
-        x = F.elu(self.conv2(x), inplace=True)
-        x = F.elu(self.conv3(x), inplace=True)
-        x = F.elu(self.conv4(x), inplace=True)
+        x = F.elu(self.conv1(x))
+        x = F.elu(self.conv2(x))
+        x = F.elu(self.conv3(x))
+        x = F.elu(self.conv4(x))
         features = x.flatten(1)
         if len(features) == 1:  # one frame (acting): the cell itself (faster here than torch.lstm)
             state = self.lstm(features, state)

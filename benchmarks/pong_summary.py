@@ -6,7 +6,7 @@ whole games) first reaches 18, and at which a greedy test game (`eval/episodic_r
 only: games cut by the stuck rule are logged apart) first scores 18 or more; then the final
 figures. Writes a compact record per seed (`benchmarks/records/a3c_pong_curves/seed<S>.json`:
 step, seconds, value of every point), the fragment `benchmarks/results/a3c_pong.md` and the plot
-`benchmarks/plots/a3c_pong__PongDeterministic-v4.png` (return against wall time and against steps).
+`benchmarks/plots/a3c_pong_curves.png` (return against wall time and against steps).
 With no run directories it rebuilds the fragment and plot from the committed records.
 
     python -m benchmarks.pong_summary
@@ -130,7 +130,7 @@ def plot(records: dict) -> None:
     axes[1].legend(fontsize=7, loc="lower right")
     fig.suptitle("a3c_pong_hogwild.py, PongDeterministic-v4, 2 worker processes on a 2-core CPU")
     fig.tight_layout()
-    fig.savefig(BENCH_DIR / "plots" / "a3c_pong__PongDeterministic-v4.png", dpi=100)
+    fig.savefig(BENCH_DIR / "plots" / "a3c_pong_curves.png", dpi=100)
 
 
 if __name__ == "__main__":

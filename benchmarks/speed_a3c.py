@@ -127,7 +127,7 @@ def training(processes: int, steps: int, extra: tuple = (), script: Path = SCRIP
 
 
 def script_at(revision: str, folder: str) -> Path:
-    """The script as it was at git `revision`, written into `folder`."""
+    """The script as it was at git `revision` (a commit: a branch name is resolved), written into `folder`."""
     text = subprocess.run(["git", "show", f"{revision}:{SCRIPT.name}"], cwd=ROOT, capture_output=True, text=True)
     if text.returncode != 0:
         sys.exit(f"error: --against {revision}: {text.stderr.strip()}")
@@ -136,7 +136,14 @@ def script_at(revision: str, folder: str) -> Path:
     return path
 
 
+def commit_of(revision: str) -> str:
+    """`revision` as a short commit hash, so that a record names a fixed version (not a moving branch)."""
+    out = subprocess.run(["git", "rev-parse", "--short", revision], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout.strip() or revision
+
+
 def pong(rounds: int, seconds: float, compile: bool = False, against: str = None) -> None:
+    against = commit_of(against) if against else None
     # a first guess of the rates sizes the runs to about `seconds` each
     guess_env = env_only(1, 2000)
     steps_per_proc = int(seconds * guess_env / 6.5)  # a worker trains at roughly 1/6.5 of the env-only speed
@@ -239,6 +246,7 @@ def acting_child(script: str, steps: int) -> None:
 def acting(rounds: int, against: str) -> None:
     """The acting step of the present script and, with `against`, of the script at that revision, in
     alternating fresh processes; a fragment with the per-step times."""
+    against = commit_of(against) if against else None
     scripts = {"present": SCRIPT} | ({f"at `{against}`": script_at(against, tempfile.mkdtemp())} if against else {})
     times = {name: [] for name in scripts}
     for r in range(rounds):

@@ -309,7 +309,7 @@ def draw_plots(root: Path, suites: dict, grouped: dict) -> list:
         return []
     plots_dir = root / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
-    for old in plots_dir.glob("*.png"):
+    for old in plots_dir.glob("*__*.png"):  # this function's plots (other writers' plots have no "__")
         old.unlink()
     baselines = random_lines(grouped)
     written = []
