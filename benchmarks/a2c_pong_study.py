@@ -25,7 +25,7 @@ import numpy as np
 
 from benchmarks.machine import describe
 from benchmarks.pong_summary import RECORDS as A3C_RECORDS
-from benchmarks.pong_summary import TARGET, WINDOW, first_reach, rolling_mean, style_axes
+from benchmarks.pong_summary import TARGET, WINDOW, finish_figure, first_reach, rolling_mean
 from benchmarks.suite import BENCH_DIR
 from benchmarks.suites.a2c import STUDY
 from benchmarks.summary import read_scalars
@@ -135,12 +135,12 @@ def plot(records: dict) -> None:
         label = "a3c_pong_hogwild.py, 2 processes (3 seeds)" if i == 0 else None
         rolling = rolling_mean([v for _, _, v in train])
         axes[0].plot([p[0] / 1e6 for p in train], rolling, color="grey", linestyle=":", linewidth=1, label=label)
-    style_axes(axes, ["agent steps (millions, all games)", "wall time (minutes)"])
-    axes[0].set_ylabel("Pong score, 20-game mean (whole games)")
-    axes[0].legend(fontsize=8, loc="center left")
-    fig.suptitle("a2c_atari_lstm.py, PongNoFrameskip-v4, seed 1, 2-core CPU")
-    fig.tight_layout()
-    fig.savefig(BENCH_DIR / "plots" / "a2c_pong_curves.png", dpi=100)
+    xlabels, ylabel = (
+        ["agent steps (millions, all games)", "wall time (minutes)"],
+        "Pong score, 20-game mean (whole games)",
+    )
+    title = "a2c_atari_lstm.py, PongNoFrameskip-v4, seed 1, 2-core CPU"
+    finish_figure(fig, axes, xlabels, ylabel, axes[0], title, "a2c_pong_curves.png", fontsize=8, loc="center left")
 
 
 if __name__ == "__main__":

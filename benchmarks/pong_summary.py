@@ -97,12 +97,18 @@ def rolling_mean(values: list) -> list:
     return [float(np.mean(values[max(0, i - WINDOW + 1) : i + 1])) for i in range(len(values))]
 
 
-def style_axes(axes, xlabels: list) -> None:
-    """The target score as a dashed line, the x labels and a light grid."""
+def finish_figure(fig, axes, xlabels: list, ylabel: str, legend_ax, title: str, name: str, **legend) -> None:
+    """The target score as a dashed line, the axis labels, a light grid, the legend and the title;
+    saved as `benchmarks/plots/<name>`."""
     for ax, xlabel in zip(axes, xlabels):
         ax.axhline(TARGET, color="black", linestyle="--", linewidth=1)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+    legend_ax.legend(**legend)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(BENCH_DIR / "plots" / name, dpi=100)
 
 
 def plot(records: dict) -> None:
@@ -125,12 +131,19 @@ def plot(records: dict) -> None:
                 color=line.get_color(),
                 label=f"seed {seed}: greedy test game",
             )
-    style_axes(axes, ["wall time (minutes)", "env steps (millions, all workers)"])
-    axes[0].set_ylabel("Pong score (whole games)")
-    axes[1].legend(fontsize=7, loc="lower right")
-    fig.suptitle("a3c_pong_hogwild.py, PongDeterministic-v4, 2 worker processes on a 2-core CPU")
-    fig.tight_layout()
-    fig.savefig(BENCH_DIR / "plots" / "a3c_pong_curves.png", dpi=100)
+    xlabels = ["wall time (minutes)", "env steps (millions, all workers)"]
+    title = "a3c_pong_hogwild.py, PongDeterministic-v4, 2 worker processes on a 2-core CPU"
+    finish_figure(
+        fig,
+        axes,
+        xlabels,
+        "Pong score (whole games)",
+        axes[1],
+        title,
+        "a3c_pong_curves.png",
+        fontsize=7,
+        loc="lower right",
+    )
 
 
 if __name__ == "__main__":
