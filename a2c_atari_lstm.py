@@ -80,6 +80,10 @@ class Args:
     """coefficient of the value loss (`value_coeff` in the article)"""
     max_grad_norm: float = 0.5
     """the maximum norm for gradient clipping"""
+    optimizer: Literal["adam", "rmsprop"] = "adam"
+    """`adam`, the article's; `rmsprop` (alpha 0.99, eps 1e-5), the usual A2C optimizer (with `--learning-rate 7e-4`)"""
+    actor_init_std: float = 1.0
+    """the scale of the actor head's initial orthogonal weights (1.0, the article's; a3c_pong_hogwild.py uses 0.01)"""
     overlap: bool = False
     """if toggled, the games run as two vector envs of half the games each: one steps while the network acts for the other (native backend)"""
     env_backend: Literal["ale", "gymnasium"] = "ale"
@@ -245,7 +249,7 @@ class Agent(nn.Module):
     """The article's A2CNet: ConvBlock (4 x conv3x3/2, 32 filters, LeakyReLU, AvgPool2d(2)) ->
     LSTMCell(288, 288) -> linear actor and critic."""
 
-    def __init__(self, num_actions: int, frames: int = 4, hidden: int = 288):
+    def __init__(self, num_actions: int, frames: int = 4, hidden: int = 288, actor_std: float = 1.0):
         super().__init__()
         gain = nn.init.calculate_gain("leaky_relu")
         layers = []
@@ -254,7 +258,7 @@ class Agent(nn.Module):
         # 84 -> 42 -> 21 -> 11 -> 6, then average-pooled to 3: 32 x 3 x 3 = 288 features
         self.convs = nn.Sequential(*layers, nn.AvgPool2d(2), nn.Flatten())
         self.lstm = nn.LSTMCell(288, hidden)
-        self.actor = layer_init(nn.Linear(hidden, num_actions), 1.0)
+        self.actor = layer_init(nn.Linear(hidden, num_actions), actor_std)
         self.critic = layer_init(nn.Linear(hidden, 1), 1.0)
         self.hidden = hidden
         self.convs.to(memory_format=torch.channels_last)  # the CPU conv backward is ~10x faster so
@@ -505,7 +509,15 @@ def format_seconds(seconds: float) -> str:
 def validate_args(args: Args) -> None:
     check_args(
         args,
-        positive=["total_timesteps", "num_envs", "num_steps", "learning_rate", "max_grad_norm", "torch_threads"],
+        positive=[
+            "total_timesteps",
+            "num_envs",
+            "num_steps",
+            "learning_rate",
+            "max_grad_norm",
+            "torch_threads",
+            "actor_init_std",
+        ],
         non_negative=["ent_coef", "vf_coef", "checkpoint_interval", "eval_episodes"],
         at_most={"num_envs": 1024, "eval_episodes": 1024},  # one game each, all at once
     )
@@ -598,8 +610,14 @@ def resume_from(args: Args, argv: list[str]) -> dict:
 
 def start_state(args: Args, checkpoint: Optional[dict], num_actions: int, device):
     """The agent and its optimizer: fresh, or the `--resume` checkpoint's (with the current learning rate)."""
-    agent = Agent(num_actions).to(device) if checkpoint is None else load_agent(checkpoint, args.resume, device).train()
-    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, fused=device.type in ("cpu", "cuda"))
+    if checkpoint is None:
+        agent = Agent(num_actions, actor_std=args.actor_init_std).to(device)
+    else:
+        agent = load_agent(checkpoint, args.resume, device).train()
+    if args.optimizer == "rmsprop":
+        optimizer = optim.RMSprop(agent.parameters(), lr=args.learning_rate, alpha=0.99, eps=1e-5)
+    else:
+        optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, fused=device.type in ("cpu", "cuda"))
     if checkpoint is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
         optimizer.param_groups[0]["lr"] = args.learning_rate
