@@ -22,7 +22,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import NoReturn, Optional
+from typing import NamedTuple, NoReturn, Optional
 
 import gymnasium as gym
 import numpy as np
@@ -167,6 +167,65 @@ class Agent(nn.Module):
         return action.squeeze(-1), log_probs.gather(-1, action).squeeze(-1), self.critic(x).squeeze(-1)
 
 
+def make_storage(num_steps: int, num_envs: int, obs_dim: int, device: torch.device) -> dict:
+    def zeros(*shape):
+        return torch.zeros((num_steps, num_envs) + shape, device=device)
+
+    keys = ["actions", "logprobs", "rewards", "dones", "terminations", "values", "final_values"]
+    return {"obs": zeros(obs_dim), **{key: zeros() for key in keys}}
+
+
+@torch.inference_mode()
+def collect_rollout(agent: Agent, envs, next_obs, storage: dict, global_step: int, writer, recent_returns: deque):
+    """Step the vector env `num_steps` times, filling `storage` in place.
+
+    `dones[t]` marks an episode that ended by step t (terminated or truncated). A truncated one
+    is bootstrapped from the critic's value of its final observation (`final_values[t]`); a
+    terminated one has value 0. Returns the observation after the rollout and the step count.
+    """
+    num_steps, num_envs = storage["rewards"].shape
+    final_values = np.zeros((num_steps, num_envs), dtype=np.float32)
+    for step in range(num_steps):
+        global_step += num_envs
+        storage["obs"][step] = next_obs
+        action, logprob, value = agent.act(next_obs)
+        storage["actions"][step] = action
+        storage["logprobs"][step] = logprob
+        storage["values"][step] = value
+
+        obs, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
+        storage["rewards"][step] = torch.from_numpy(reward.astype(np.float32))
+        storage["dones"][step] = torch.from_numpy(terminations | truncations)
+        storage["terminations"][step] = torch.from_numpy(terminations)
+        truncated_only = np.flatnonzero(truncations & ~terminations)
+        if len(truncated_only):
+            final_obs = torch.as_tensor(np.stack(infos["final_obs"][truncated_only]), dtype=torch.float32)
+            final_values[step, truncated_only] = agent.get_value(final_obs.to(next_obs.device)).flatten().cpu()
+        next_obs = torch.as_tensor(obs, dtype=torch.float32, device=next_obs.device)
+        log_episode_stats(writer, infos, global_step, recent_returns)
+    storage["final_values"].copy_(torch.from_numpy(final_values))
+    return next_obs, global_step
+
+
+def log_episode_stats(writer, infos: dict, global_step: int, recent_returns: deque) -> None:
+    """Log the episodes that ended in this step (vector RecordEpisodeStatistics infos)."""
+    if "_episode" not in infos:
+        return
+    ended = infos["_episode"]
+    for ret, length in zip(infos["episode"]["r"][ended], infos["episode"]["l"][ended]):
+        writer.add_scalar("charts/episodic_return", float(ret), global_step)
+        writer.add_scalar("charts/episodic_length", int(length), global_step)
+        recent_returns.append(float(ret))
+
+
+@torch.no_grad()
+def rollout_advantages(agent: Agent, next_obs: torch.Tensor, storage: dict, args) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE over the stored rollout, bootstrapped from the value of the observation after it."""
+    last_value = agent.get_value(next_obs).flatten()
+    rewards, values, dones, final_values = (storage[key] for key in ("rewards", "values", "dones", "final_values"))
+    return compute_gae(rewards, values, dones, final_values, last_value, args.gamma, args.gae_lambda)
+
+
 def compute_gae(rewards, values, dones, final_values, last_value, gamma: float, gae_lambda: float):
     """Generalised advantage estimates and returns for a (num_steps, num_envs) rollout.
 
@@ -188,20 +247,16 @@ def compute_gae(rewards, values, dones, final_values, last_value, gamma: float, 
     return advantages, advantages + values
 
 
-def ppo_losses(newlogprob, oldlogprob, advantages, newvalue, oldvalue, returns, clip_coef: float, clip_vloss: bool):
-    """The clipped surrogate policy loss and the (optionally clipped) value loss."""
-    ratio = (newlogprob - oldlogprob).exp()
-    pg_loss1 = -advantages * ratio
-    pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
-    pg_loss = torch.max(pg_loss1, pg_loss2).mean()
-    if clip_vloss:
-        v_loss_unclipped = (newvalue - returns) ** 2
-        v_clipped = oldvalue + torch.clamp(newvalue - oldvalue, -clip_coef, clip_coef)
-        v_loss_clipped = (v_clipped - returns) ** 2
-        v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
-    else:
-        v_loss = 0.5 * ((newvalue - returns) ** 2).mean()
-    return pg_loss, v_loss
+def flatten_rollout(storage: dict, advantages: torch.Tensor, returns: torch.Tensor) -> dict:
+    """The rollout as one batch of num_steps x num_envs samples, for `ppo_update`."""
+    return {
+        "obs": storage["obs"].flatten(0, 1),
+        "logprobs": storage["logprobs"].flatten(),
+        "actions": storage["actions"].flatten().long(),
+        "advantages": advantages.flatten(),
+        "returns": returns.flatten(),
+        "values": storage["values"].flatten(),
+    }
 
 
 def ppo_update(agent: Agent, optimizer: optim.Optimizer, batch: dict, args) -> dict:
@@ -255,319 +310,29 @@ def ppo_update(agent: Agent, optimizer: optim.Optimizer, batch: dict, args) -> d
     }
 
 
-def make_storage(num_steps: int, num_envs: int, obs_dim: int, device: torch.device) -> dict:
-    def zeros(*shape):
-        return torch.zeros((num_steps, num_envs) + shape, device=device)
-
-    keys = ["actions", "logprobs", "rewards", "dones", "terminations", "values", "final_values"]
-    return {"obs": zeros(obs_dim), **{key: zeros() for key in keys}}
-
-
-@torch.inference_mode()
-def collect_rollout(agent: Agent, envs, next_obs, storage: dict, global_step: int, writer, recent_returns: deque):
-    """Step the vector env `num_steps` times, filling `storage` in place.
-
-    `dones[t]` marks an episode that ended by step t (terminated or truncated). A truncated one
-    is bootstrapped from the critic's value of its final observation (`final_values[t]`); a
-    terminated one has value 0. Returns the observation after the rollout and the step count.
-    """
-    num_steps, num_envs = storage["rewards"].shape
-    final_values = np.zeros((num_steps, num_envs), dtype=np.float32)
-    for step in range(num_steps):
-        global_step += num_envs
-        storage["obs"][step] = next_obs
-        action, logprob, value = agent.act(next_obs)
-        storage["actions"][step] = action
-        storage["logprobs"][step] = logprob
-        storage["values"][step] = value
-
-        obs, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
-        storage["rewards"][step] = torch.from_numpy(reward.astype(np.float32))
-        storage["dones"][step] = torch.from_numpy(terminations | truncations)
-        storage["terminations"][step] = torch.from_numpy(terminations)
-        truncated_only = np.flatnonzero(truncations & ~terminations)
-        if len(truncated_only):
-            final_obs = torch.as_tensor(np.stack(infos["final_obs"][truncated_only]), dtype=torch.float32)
-            final_values[step, truncated_only] = agent.get_value(final_obs.to(next_obs.device)).flatten().cpu()
-        next_obs = torch.as_tensor(obs, dtype=torch.float32, device=next_obs.device)
-        log_episode_stats(writer, infos, global_step, recent_returns)
-    storage["final_values"].copy_(torch.from_numpy(final_values))
-    return next_obs, global_step
-
-
-@torch.no_grad()
-def rollout_advantages(agent: Agent, next_obs: torch.Tensor, storage: dict, args) -> tuple[torch.Tensor, torch.Tensor]:
-    """GAE over the stored rollout, bootstrapped from the value of the observation after it."""
-    last_value = agent.get_value(next_obs).flatten()
-    rewards, values, dones, final_values = (storage[key] for key in ("rewards", "values", "dones", "final_values"))
-    return compute_gae(rewards, values, dones, final_values, last_value, args.gamma, args.gae_lambda)
-
-
-def flatten_rollout(storage: dict, advantages: torch.Tensor, returns: torch.Tensor) -> dict:
-    """The rollout as one batch of num_steps x num_envs samples, for `ppo_update`."""
-    return {
-        "obs": storage["obs"].flatten(0, 1),
-        "logprobs": storage["logprobs"].flatten(),
-        "actions": storage["actions"].flatten().long(),
-        "advantages": advantages.flatten(),
-        "returns": returns.flatten(),
-        "values": storage["values"].flatten(),
-    }
-
-
-# ----------------------------------------------------------------------------------------------
-# Plumbing: argument checks, run directory and writer, seeding, saving, stopping, console.
-# The same code in every script (tests/test_consistency.py); nothing below is the algorithm.
-# ----------------------------------------------------------------------------------------------
-
-
-def fail(message: str) -> NoReturn:
-    """A user error: one `error:` line on stderr (a multi-line message is joined), exit status 2."""
-    print("error: " + " ".join(message.split()), file=sys.stderr)
-    sys.exit(2)
-
-
-def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
-    """The checks every script runs before anything is written: float flags are finite, the seed
-    fits numpy's seeding, the name makes a file name, the fields in `positive` are > 0, those in
-    `non_negative` >= 0, those in `at_most` ({name: bound}) no larger than their bound, and the
-    packages that `--track` and `--capture-video` need are installed."""
-
-    def flag(name):
-        return "--" + name.replace("_", "-")
-
-    for name, value in vars(args).items():
-        if isinstance(value, float) and not math.isfinite(value):
-            fail(f"{flag(name)} must be a finite number, got {value}")
-    if not 0 <= args.seed < 2**32:
-        fail(f"--seed must be in [0, 2**32), got {args.seed}")
-    if not args.exp_name or "/" in args.exp_name or os.sep in args.exp_name or args.exp_name.startswith("."):
-        fail(f"--exp-name {args.exp_name!r} must be a plain file name (no '/', not starting with '.')")
-    for name in positive:
-        if getattr(args, name) <= 0:
-            fail(f"{flag(name)} must be positive, got {getattr(args, name)}")
-    for name in non_negative:
-        if getattr(args, name) < 0:
-            fail(f"{flag(name)} must be >= 0, got {getattr(args, name)}")
-    for name, bound in (at_most or {}).items():
-        if getattr(args, name) > bound:
-            fail(f"{flag(name)} {getattr(args, name)} is more than this script allows ({bound})")
-    if args.track and importlib.util.find_spec("wandb") is None:
-        fail("--track needs Weights and Biases: pip install wandb")
-    if args.capture_video and None in (importlib.util.find_spec("moviepy"), importlib.util.find_spec("pygame")):
-        fail('--capture-video needs moviepy and pygame: pip install -e ".[video]"')
-
-
-def make_run_name(args) -> str:
-    safe_env_id = args.env_id.replace("/", "-").replace(":", "-")
-    return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-
-
-def make_writer(args, run_name: str) -> SummaryWriter:
-    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer,
-    with the hyper-parameters as a text table first."""
-    run_dir = f"runs/{run_name}"
-    try:
-        os.makedirs(run_dir)
-    except OSError as e:  # `runs` is a file, or a directory we may not write to
-        fail(f"cannot write the run directory {run_dir!r}: {e.strerror or e}")
-    if args.track:
-        import wandb
-
-        wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
-    writer = SummaryWriter(run_dir)
-    table = "".join(f"\n|{key}|{value}|" for key, value in vars(args).items())
-    writer.add_text("hyperparameters", f"|param|value|\n|-|-|{table}")
-    return writer
-
-
-def seed_everything(seed: int, torch_deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.backends.cudnn.deterministic = torch_deterministic
-
-
-class StopFlag:
-    """Ctrl-C (SIGINT) and SIGTERM ask the loop to stop at the end of the current iteration, so
-    that no optimizer step is cut in half, the writer is closed and the model saved; the script
-    then exits 130. A second signal aborts at once, except while the results are being saved."""
-
-    def __init__(self):
-        self.requested = False
-        self.saving = False
-        signal.signal(signal.SIGINT, self)
-        signal.signal(signal.SIGTERM, self)
-
-    def __call__(self, signum, frame):
-        name = signal.Signals(signum).name
-        if self.saving:
-            print(f"{name}: still saving, please wait", file=sys.stderr, flush=True)
-        elif self.requested:
-            print(f"{name}: aborting", file=sys.stderr, flush=True)
-            sys.exit(130)
-        else:
-            self.requested = True
-            print(f"{name}: stopping after this iteration (again to abort)", file=sys.stderr, flush=True)
-
-
-def atomic_save(obj: dict, path: str) -> None:
-    """Write to a temporary file, then rename: a half-written file never replaces a good one."""
-    torch.save(obj, path + ".tmp")
-    os.replace(path + ".tmp", path)
-
-
-def load_saved(path: str, env_id: str) -> dict:
-    """A `--save-model` file or checkpoint written by this script for `env_id`, for `--play` or
-    `--resume`; a missing, unreadable or foreign file is a user error."""
-    if not os.path.isfile(path):
-        fail(f"{path!r}: no such file")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # not a torch file, truncated, pickled objects
-        fail(f"{path!r} cannot be read as a saved model: {type(e).__name__}: {e}")
-    if not isinstance(saved, dict) or saved.get("script") != SCRIPT or "model" not in saved:
-        found = saved.get("script") if isinstance(saved, dict) else None
-        fail(f"{path!r} was not saved by {SCRIPT}.py (its script: {found or 'unknown'})")
-    if saved["args"]["env_id"] != env_id:
-        fail(f"{path!r} was trained on {saved['args']['env_id']}; add --env-id {saved['args']['env_id']}")
-    return saved
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-def print_scores(returns: list, lengths: list) -> None:
-    """`--play`'s console report: one line per episode, then the mean."""
-    for i, (ret, length) in enumerate(zip(returns, lengths), start=1):
-        print(f"episode {i}: score {ret:g}, length {length}")
-    if returns:
-        print(f"mean score over {len(returns)} episodes: {np.mean(returns):.2f} ± {np.std(returns):.2f}")
-
-
-def log_episode_stats(writer, infos: dict, global_step: int, recent_returns: deque) -> None:
-    """Log the episodes that ended in this step (vector RecordEpisodeStatistics infos)."""
-    if "_episode" not in infos:
-        return
-    ended = infos["_episode"]
-    for ret, length in zip(infos["episode"]["r"][ended], infos["episode"]["l"][ended]):
-        writer.add_scalar("charts/episodic_return", float(ret), global_step)
-        writer.add_scalar("charts/episodic_length", int(length), global_step)
-        recent_returns.append(float(ret))
-
-
-def check_env(env_id: str) -> tuple[int, int]:
-    """Build the env once to check that it exists and that its spaces are supported; returns (obs_dim, num_actions)."""
-    try:
-        env = gym.make(env_id)
-    except Exception as e:  # unknown id, missing module, env constructor error
-        fail(f"--env-id {env_id!r} cannot be made: {type(e).__name__}: {e}")
-    action_space, observation_space = env.action_space, env.observation_space
-    env.close()
-    if not isinstance(action_space, gym.spaces.Discrete):
-        fail(f"--env-id {env_id!r} has action space {action_space}; this script needs Discrete actions")
-    if not isinstance(observation_space, gym.spaces.Box):
-        fail(f"--env-id {env_id!r} has observation space {observation_space}; this script needs a Box")
-    return int(np.prod(observation_space.shape)), int(action_space.n)
-
-
-@torch.no_grad()
-def run_episodes(
-    policy, env_id: str, num_episodes: int, seed: int, device, greedy: bool = False, video_folder=None, stop=None
-):
-    """Play whole episodes with `policy(obs) -> logits` (None: uniform random); returns
-    (returns, lengths, obs, actions), the last two of every step. With `video_folder`, every
-    episode is recorded there as MP4; a `stop` flag that is raised ends the run after an episode."""
-    if video_folder:  # only then a render mode: an env of your own need not take the argument
-        env = gym.make(env_id, render_mode="rgb_array")
-        env = gym.wrappers.RecordVideo(env, video_folder, episode_trigger=lambda episode: True)
+def ppo_losses(newlogprob, oldlogprob, advantages, newvalue, oldvalue, returns, clip_coef: float, clip_vloss: bool):
+    """The clipped surrogate policy loss and the (optionally clipped) value loss."""
+    ratio = (newlogprob - oldlogprob).exp()
+    pg_loss1 = -advantages * ratio
+    pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
+    pg_loss = torch.max(pg_loss1, pg_loss2).mean()
+    if clip_vloss:
+        v_loss_unclipped = (newvalue - returns) ** 2
+        v_clipped = oldvalue + torch.clamp(newvalue - oldvalue, -clip_coef, clip_coef)
+        v_loss_clipped = (v_clipped - returns) ** 2
+        v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
     else:
-        env = gym.make(env_id)
-    if len(env.observation_space.shape) != 1:
-        env = gym.wrappers.FlattenObservation(env)
-    returns, lengths, all_obs, all_actions = [], [], [], []
-    for episode in range(num_episodes):
-        if stop is not None and stop.requested:
-            break
-        obs, _ = env.reset(seed=seed + episode)
-        done, ep_return, ep_length = False, 0.0, 0
-        while not done:
-            x = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
-            logits = torch.zeros(1, env.action_space.n, device=device) if policy is None else policy(x)
-            action = logits.argmax(dim=1) if greedy else torch.multinomial(logits.softmax(-1), 1)
-            all_obs.append(np.asarray(obs, dtype=np.float32))
-            all_actions.append(int(action.item()))
-            obs, reward, terminated, truncated, _ = env.step(int(action.item()))
-            done = terminated or truncated
-            ep_return += float(reward)
-            ep_length += 1
-        returns.append(ep_return)
-        lengths.append(ep_length)
-    env.close()
-    obs_array = np.stack(all_obs) if all_obs else np.zeros((0,) + env.observation_space.shape, np.float32)
-    return returns, lengths, obs_array, np.asarray(all_actions, dtype=np.int64)
+        v_loss = 0.5 * ((newvalue - returns) ** 2).mean()
+    return pg_loss, v_loss
 
 
-def save_demonstrations(path: str, obs, actions, episode_returns, episode_lengths) -> None:
-    """Demonstrations as an `.npz` (obs, actions, episode_returns, episode_lengths), written atomically."""
-    obs, actions = np.asarray(obs, np.float32), np.asarray(actions, np.int64)
-    returns, lengths = np.asarray(episode_returns, np.float32), np.asarray(episode_lengths, np.int64)
-    np.savez(path + ".tmp.npz", obs=obs, actions=actions, episode_returns=returns, episode_lengths=lengths)
-    os.replace(path + ".tmp.npz", path)
-
-
-def validate_args(args: Args) -> None:
-    check_args(
-        args,
-        positive=["total_timesteps", "learning_rate", "num_envs", "num_steps", "num_minibatches", "update_epochs"]
-        + ["clip_coef", "max_grad_norm", "torch_threads"],
-        non_negative=["eval_episodes", "save_demos_episodes"],
-        at_most={"num_envs": 1024, "num_steps": 1_000_000},
-    )
-    batch_size = args.num_envs * args.num_steps
-    if batch_size % args.num_minibatches != 0:
-        fail(f"--num-minibatches {args.num_minibatches} does not divide the batch num_envs x num_steps = {batch_size}")
-    if args.total_timesteps < batch_size and not args.play:
-        fail(f"--total-timesteps {args.total_timesteps} is smaller than one batch ({batch_size})")
-    if not 0.0 < args.gamma <= 1.0 or not 0.0 <= args.gae_lambda <= 1.0:
-        fail("--gamma must be in (0, 1] and --gae-lambda in [0, 1]")
-    if args.save_demos_episodes > 0 and not args.save_model:
-        fail("--save-demos-episodes needs --save-model")
-
-
-def save_model(agent: nn.Module, args: Args, path: str) -> None:
-    atomic_save({"script": SCRIPT, "model": agent.state_dict(), "args": vars(args)}, path)
-
-
-def load_model(path: str, env_id: str) -> tuple[Agent, dict]:
-    """A `--save-model` file of this script for `env_id`: the agent (on the CPU, in eval mode) and its Args."""
-    saved = load_saved(path, env_id)
-    agent = Agent(saved["model"]["critic.0.weight"].shape[1], saved["model"]["actor.4.weight"].shape[0])
-    agent.load_state_dict(saved["model"])
-    return agent.eval(), saved["args"]
-
-
-def play(args: Args, stop: StopFlag) -> None:
-    """`--play`: the saved policy plays `--eval-episodes` whole episodes; nothing is written but videos."""
-    agent, _ = load_model(args.play, args.env_id)
-    video_folder = f"videos/{make_run_name(args)}__play" if args.capture_video else None
-    returns, lengths, _, _ = run_episodes(
-        agent.actor, args.env_id, args.eval_episodes, args.seed, "cpu", args.greedy, video_folder, stop
-    )
-    print_scores(returns, lengths)
-    if video_folder:
-        print(f"videos saved to {video_folder}/")
-
-
-if __name__ == "__main__":
+def main() -> None:
     args = tyro.cli(Args)
     stop = StopFlag()
     validate_args(args)
     obs_dim, num_actions = check_env(args.env_id)
     if args.play:
-        play(args, stop)
+        play_saved(args, stop)
         sys.exit(130 if stop.requested else 0)
     args.batch_size = int(args.num_envs * args.num_steps)
     args.minibatch_size = int(args.batch_size // args.num_minibatches)
@@ -609,46 +374,164 @@ if __name__ == "__main__":
         advantages, returns = rollout_advantages(agent, next_obs, storage, args)
 
         # update
-        stats = ppo_update(agent, optimizer, flatten_rollout(storage, advantages, returns), args)
+        batch = flatten_rollout(storage, advantages, returns)
+        stats = ppo_update(agent, optimizer, batch, args)
 
         # logging
         elapsed = time.time() - start_time
-        sps = int(global_step / elapsed)
         writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
         for key, value in stats.items():
             writer.add_scalar(f"losses/{key}", value, global_step)
-        writer.add_scalar("charts/SPS", sps, global_step)
+        writer.add_scalar("charts/SPS", int(global_step / elapsed), global_step)
         if iteration % print_every == 0 or iteration == args.num_iterations:
-            mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
-            left = elapsed / global_step * (args.total_timesteps - global_step)
-            print(
-                f"step {global_step:>9d}/{args.total_timesteps} | return(20) {mean_return} | "
-                f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
-                flush=True,
-            )
+            print_progress(global_step, args.total_timesteps, recent_returns, elapsed, global_step)
 
     # shutdown
     stop.saving = True
     envs.close()
     model_path = f"runs/{run_name}/{args.exp_name}.pt"
     if args.save_model:
-        save_model(agent, args, model_path)
+        save_agent(agent, args, model_path)
         print(f"model saved to {model_path}")
     if args.save_model and not stop.requested and args.eval_episodes > 0:
         eval_agent = load_model(model_path, args.env_id)[0].to(device)
-        eval_returns, _, _, _ = run_episodes(
+        eval_returns = run_episodes(
             eval_agent.actor, args.env_id, args.eval_episodes, args.seed + 10_000, device
-        )
+        ).returns
         for idx, episodic_return in enumerate(eval_returns):
             writer.add_scalar("eval/episodic_return", episodic_return, idx)
         print(f"eval: {len(eval_returns)} episodes, return {np.mean(eval_returns):.2f} ± {np.std(eval_returns):.2f}")
     if args.save_model and not stop.requested and args.save_demos_episodes > 0:
         demos_path = f"runs/{run_name}/demos.npz"
-        demo_returns, demo_lengths, demo_obs, demo_actions = run_episodes(
-            agent.actor, args.env_id, args.save_demos_episodes, args.seed + 20_000, device
-        )
-        save_demonstrations(demos_path, demo_obs, demo_actions, demo_returns, demo_lengths)
-        print(f"{len(demo_returns)} demonstration episodes ({len(demo_actions)} pairs) saved to {demos_path}")
+        demos = run_episodes(agent.actor, args.env_id, args.save_demos_episodes, args.seed + 20_000, device)
+        save_demonstrations(demos_path, demos.obs, demos.actions, demos.returns, demos.lengths)
+        print(f"{len(demos.returns)} demonstration episodes ({len(demos.actions)} pairs) saved to {demos_path}")
+    finish_run(writer, args, stop)
+
+
+# ----------------------------------------------------------------------------------------------
+# Plumbing: argument checks, run directory and writer, seeding, stopping, saving, console.
+# The same code in every script (tests/test_consistency.py); nothing below is the algorithm.
+# ----------------------------------------------------------------------------------------------
+
+
+def fail(message: str) -> NoReturn:
+    """A user error: one `error:` line on stderr (a multi-line message is joined), exit status 2."""
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    sys.exit(2)
+
+
+def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
+    """The checks every script runs before anything is written: float flags finite, the seed within numpy's
+    seeding, the fields in `positive` > 0, in `non_negative` >= 0, in `at_most` ({name: bound}) within it,
+    a name that makes a file name, and the packages that `--track` and `--capture-video` need."""
+    checks = [(name, math.isfinite(v), "a finite number") for name, v in vars(args).items() if isinstance(v, float)]
+    checks += [("seed", 0 <= args.seed < 2**32, "in [0, 2**32)")]
+    checks += [(name, getattr(args, name) > 0, "positive") for name in positive]
+    checks += [(name, getattr(args, name) >= 0, ">= 0") for name in non_negative]
+    checks += [(name, getattr(args, name) <= bound, f"at most {bound}") for name, bound in (at_most or {}).items()]
+    for name, ok, what in checks:
+        if not ok:
+            fail(f"--{name.replace('_', '-')} must be {what}, got {getattr(args, name)}")
+    if not args.exp_name or "/" in args.exp_name or os.sep in args.exp_name or args.exp_name.startswith("."):
+        fail(f"--exp-name {args.exp_name!r} must be a plain file name (no '/', not starting with '.')")
+    if args.track and importlib.util.find_spec("wandb") is None:
+        fail("--track needs Weights and Biases: pip install wandb")
+    if args.capture_video and None in (importlib.util.find_spec("moviepy"), importlib.util.find_spec("pygame")):
+        fail('--capture-video needs moviepy and pygame: pip install -e ".[video]"')
+
+
+def make_run_name(args) -> str:
+    safe_env_id = args.env_id.replace("/", "-").replace(":", "-")
+    return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+
+
+def make_writer(args, run_name: str, purge_step: Optional[int] = None) -> SummaryWriter:
+    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer, with the
+    hyper-parameters as a text table first. A resumed run gives `purge_step`: its directory exists, and
+    TensorBoard drops the points the interrupted run logged from that step on."""
+    try:
+        os.makedirs(f"runs/{run_name}", exist_ok=purge_step is not None)
+    except OSError as e:  # it exists, `runs` is a file, or a directory we may not write to
+        fail(f"cannot write the run directory 'runs/{run_name}': {e.strerror or e}")
+    if args.track:
+        import wandb
+
+        wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
+    writer = SummaryWriter(f"runs/{run_name}", purge_step=purge_step)
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|" + "".join(f"\n|{k}|{v}|" for k, v in vars(args).items()))
+    return writer
+
+
+def seed_everything(seed: int, torch_deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = torch_deterministic
+
+
+class StopFlag:
+    """Ctrl-C (SIGINT) and SIGTERM ask the loop to stop at the end of the current iteration, so that no
+    optimizer step is cut in half and the results are saved; the script then exits 130. A second signal
+    aborts at once, except while the results are being saved."""
+
+    def __init__(self):
+        self.requested = self.saving = False
+        signal.signal(signal.SIGINT, self)
+        signal.signal(signal.SIGTERM, self)
+
+    def __call__(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.saving:
+            print(f"{name}: still saving, please wait", file=sys.stderr, flush=True)
+        elif self.requested:
+            print(f"{name}: aborting", file=sys.stderr, flush=True)
+            sys.exit(130)
+        else:
+            self.requested = True
+            print(f"{name}: stopping after this iteration (again to abort)", file=sys.stderr, flush=True)
+
+
+def atomic_save(obj: dict, path: str) -> None:
+    """Write to a temporary file, then rename: a half-written file never replaces a good one."""
+    torch.save(obj, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def load_saved(path: str, env_id: str) -> dict:
+    """A `--save-model` file or checkpoint of this script for `env_id`; a missing, unreadable or foreign file is a user error."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        fail(f"{path!r}: no such file")
+    except Exception as e:  # a directory, not a torch file, truncated, pickled objects
+        fail(f"{path!r} cannot be read as a saved model: {type(e).__name__}: {e}")
+    found = saved.get("script") if isinstance(saved, dict) else None
+    if found != SCRIPT or "model" not in saved:
+        fail(f"{path!r} was not saved by {SCRIPT}.py (its script: {found or 'unknown'})")
+    if saved["args"]["env_id"] != env_id:
+        fail(f"{path!r} was trained on {saved['args']['env_id']}; add --env-id {saved['args']['env_id']}")
+    return saved
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def print_progress(global_step: int, total_steps: int, recent_returns, elapsed: float, steps_run: int) -> None:
+    """The console's progress line: the step, the mean of the last 20 returns, the speed, time spent and left."""
+    mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
+    sps, left = int(steps_run / max(elapsed, 1e-9)), elapsed / max(steps_run, 1) * (total_steps - global_step)
+    print(
+        f"step {global_step:>9d}/{total_steps} | return(20) {mean_return} | "
+        f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
+        flush=True,
+    )
+
+
+def finish_run(writer, args, stop: StopFlag) -> None:
+    """The run's closing tail: the writer (and Weights and Biases) closed, then exit 130 after a signal."""
     writer.close()
     if args.track:
         import wandb
@@ -656,3 +539,126 @@ if __name__ == "__main__":
         wandb.finish()
     if stop.requested:
         sys.exit(130)
+
+
+def print_scores(returns: list, lengths: list) -> None:
+    """`--play`'s console report: one line per episode, then the mean."""
+    for i, (ret, length) in enumerate(zip(returns, lengths), start=1):
+        print(f"episode {i}: score {ret:g}, length {length}")
+    if returns:
+        print(f"mean score over {len(returns)} episodes: {np.mean(returns):.2f} ± {np.std(returns):.2f}")
+
+
+def validate_args(args: Args) -> None:
+    check_args(
+        args,
+        positive=["total_timesteps", "learning_rate", "num_envs", "num_steps", "num_minibatches", "update_epochs"]
+        + ["clip_coef", "max_grad_norm", "torch_threads"],
+        non_negative=["eval_episodes", "save_demos_episodes"],
+        at_most={"num_envs": 1024, "num_steps": 1_000_000},
+    )
+    batch_size = args.num_envs * args.num_steps
+    if batch_size % args.num_minibatches != 0:
+        fail(f"--num-minibatches {args.num_minibatches} does not divide the batch num_envs x num_steps = {batch_size}")
+    if args.total_timesteps < batch_size and not args.play:
+        fail(f"--total-timesteps {args.total_timesteps} is smaller than one batch ({batch_size})")
+    if not 0.0 < args.gamma <= 1.0 or not 0.0 <= args.gae_lambda <= 1.0:
+        fail("--gamma must be in (0, 1] and --gae-lambda in [0, 1]")
+    if args.save_demos_episodes > 0 and not args.save_model:
+        fail("--save-demos-episodes needs --save-model")
+
+
+def check_env(env_id: str) -> tuple[int, int]:
+    """Build the env once to check that it exists and that its spaces are supported; returns (obs_dim, num_actions)."""
+    try:
+        env = gym.make(env_id)
+    except Exception as e:  # unknown id, missing module, env constructor error
+        fail(f"--env-id {env_id!r} cannot be made: {type(e).__name__}: {e}")
+    action_space, observation_space = env.action_space, env.observation_space
+    env.close()
+    if not isinstance(action_space, gym.spaces.Discrete):
+        fail(f"--env-id {env_id!r} has action space {action_space}; this script needs Discrete actions")
+    if not isinstance(observation_space, gym.spaces.Box):
+        fail(f"--env-id {env_id!r} has observation space {observation_space}; this script needs a Box")
+    return int(np.prod(observation_space.shape)), int(action_space.n)
+
+
+class Episodes(NamedTuple):
+    """What `run_episodes` played: each episode's return and length, each step's observation and action."""
+
+    returns: list
+    lengths: list
+    obs: np.ndarray
+    actions: np.ndarray
+
+
+@torch.no_grad()
+def run_episodes(
+    policy, env_id: str, num_episodes: int, seed: int, device, greedy: bool = False, video_folder=None, stop=None
+):
+    """Play whole episodes with `policy(obs) -> logits` (None: uniform random). With `video_folder`, every
+    episode is recorded there as MP4; a `stop` flag that is raised ends the run after an episode."""
+    if video_folder:  # only then a render mode: an env of your own need not take the argument
+        env = gym.make(env_id, render_mode="rgb_array")
+        env = gym.wrappers.RecordVideo(env, video_folder, episode_trigger=lambda episode: True)
+    else:
+        env = gym.make(env_id)
+    if len(env.observation_space.shape) != 1:
+        env = gym.wrappers.FlattenObservation(env)
+    returns, lengths, all_obs, all_actions = [], [], [], []
+    for episode in range(num_episodes):
+        if stop is not None and stop.requested:
+            break
+        obs, _ = env.reset(seed=seed + episode)
+        done, ep_return, ep_length = False, 0.0, 0
+        while not done:
+            x = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
+            logits = torch.zeros(1, env.action_space.n, device=device) if policy is None else policy(x)
+            action = logits.argmax(dim=1) if greedy else torch.multinomial(logits.softmax(-1), 1)
+            all_obs.append(np.asarray(obs, dtype=np.float32))
+            all_actions.append(int(action.item()))
+            obs, reward, terminated, truncated, _ = env.step(int(action.item()))
+            done = terminated or truncated
+            ep_return += float(reward)
+            ep_length += 1
+        returns.append(ep_return)
+        lengths.append(ep_length)
+    env.close()
+    obs_array = np.stack(all_obs) if all_obs else np.zeros((0,) + env.observation_space.shape, np.float32)
+    return Episodes(returns, lengths, obs_array, np.asarray(all_actions, dtype=np.int64))
+
+
+def save_demonstrations(path: str, obs, actions, episode_returns, episode_lengths) -> None:
+    """Demonstrations as an `.npz` (obs, actions, episode_returns, episode_lengths), written atomically."""
+    obs, actions = np.asarray(obs, np.float32), np.asarray(actions, np.int64)
+    returns, lengths = np.asarray(episode_returns, np.float32), np.asarray(episode_lengths, np.int64)
+    np.savez(path + ".tmp.npz", obs=obs, actions=actions, episode_returns=returns, episode_lengths=lengths)
+    os.replace(path + ".tmp.npz", path)
+
+
+def save_agent(agent: nn.Module, args: Args, path: str) -> None:
+    atomic_save({"script": SCRIPT, "model": agent.state_dict(), "args": vars(args)}, path)
+
+
+def load_model(path: str, env_id: str) -> tuple[Agent, dict]:
+    """A `--save-model` file of this script for `env_id`: the agent (on the CPU, in eval mode) and its Args."""
+    saved = load_saved(path, env_id)
+    agent = Agent(saved["model"]["critic.0.weight"].shape[1], saved["model"]["actor.4.weight"].shape[0])
+    agent.load_state_dict(saved["model"])
+    return agent.eval(), saved["args"]
+
+
+def play_saved(args: Args, stop: StopFlag) -> None:
+    """`--play`: the saved policy plays `--eval-episodes` whole episodes; nothing is written but videos."""
+    agent, _ = load_model(args.play, args.env_id)
+    video_folder = f"videos/{make_run_name(args)}__play" if args.capture_video else None
+    episodes = run_episodes(
+        agent.actor, args.env_id, args.eval_episodes, args.seed, "cpu", args.greedy, video_folder, stop
+    )
+    print_scores(episodes.returns, episodes.lengths)
+    if video_folder:
+        print(f"videos saved to {video_folder}/")
+
+
+if __name__ == "__main__":
+    main()
