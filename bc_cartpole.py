@@ -9,17 +9,11 @@ Where the script departs from the article, and why: the README's table for this 
 Usage:
     python bc_cartpole.py                                     # train a PPO expert inline, then BC
     python bc_cartpole.py --eval-greedy                       # evaluate the argmax policy
-    python bc_cartpole.py --expert-data runs/<run>/demos.npz  # demonstrations from a file
+    python bc_cartpole.py --expert-data runs/<run>/demos.npz  # a file: ppo_discrete.py --save-model --save-demos-episodes 10
     python bc_cartpole.py --num-expert-samples 0              # all pairs of the expert episode
     python bc_cartpole.py --no-expert-greedy-demos            # the article's demonstrations, from the sampling expert
     python bc_cartpole.py --env-id Acrobot-v1 --expert-timesteps 300000
     python bc_cartpole.py --play runs/<run name>/bc_cartpole.pt  # watch a saved policy play
-
-Demonstrations (`--expert-data`, and `demos.npz` written to every run directory): an `.npz` with
-`obs` (N x obs_dim, float32), `actions` (N, int64) and optionally `episode_returns` (float32, one
-per episode) and `episode_lengths` (int64, summing to N); `ppo_discrete.py --save-model
---save-demos-episodes K` writes one. Of the file's pairs (its first `--num-expert-episodes`
-episodes when `episode_lengths` is given), `--num-expert-samples` are drawn without replacement.
 """
 
 import importlib.util
@@ -31,7 +25,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import NoReturn, Optional
+from typing import NamedTuple, NoReturn, Optional
 
 import gymnasium as gym
 import numpy as np
@@ -136,6 +130,131 @@ class Args:
     """with `--play`: take the most likely action (`--no-greedy` samples from the policy)"""
 
 
+class PolicyNet(nn.Module):
+    """The article's policy network: one hidden ReLU layer; returns logits (the article applies softmax)."""
+
+    def __init__(self, obs_dim: int, hidden_dim: int, num_actions: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(obs_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, num_actions))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs)
+
+
+def bc_loss(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood of the expert's actions under the policy (mean over the batch)."""
+    return -torch.log_softmax(logits, dim=1).gather(1, actions.long().view(-1, 1)).mean()
+
+
+def main() -> None:
+    script_start = time.time()
+    args = tyro.cli(Args)
+    stop = StopFlag()
+    validate_args(args)
+    obs_dim, num_actions = check_env(args.env_id)
+    if args.play:
+        play_saved(args, stop, obs_dim, num_actions)
+        sys.exit(130 if stop.requested else 0)
+    demos = None
+    if args.expert_data is not None:
+        demos = load_demonstrations(args.expert_data, obs_dim, num_actions, args.num_expert_episodes)
+    args.batch_size = int(args.num_envs * args.num_steps)
+    args.minibatch_size = int(args.batch_size // args.num_minibatches)
+    run_name = make_run_name(args)
+    writer = make_writer(args, run_name)
+
+    # seeding
+    seed_everything(args.seed, args.torch_deterministic)
+    torch.set_num_threads(args.torch_threads)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    threshold = reward_threshold(args.env_id)
+    expert_evaluation, iteration = {}, 0
+    eval_mode = "greedy" if args.eval_greedy else "sampling"
+
+    # expert demonstrations: a file, or sampled from a PPO expert trained here
+    if demos is None:
+        (expert_obs, expert_actions), expert_evaluation, _ = expert_demonstrations(
+            args, run_name, writer, args.final_eval_episodes, device, stop
+        )
+        expert_return = np.mean(expert_evaluation[eval_mode][0])
+    else:
+        obs, actions, lengths = demos["obs"], demos["actions"], demos["episode_lengths"]
+        n, samples = args.num_expert_episodes, args.num_expert_samples
+        expert_obs, expert_actions = select_demonstrations(obs, actions, lengths, n, samples, args.seed)
+        expert_return = float("nan") if demos["episode_returns"] is None else np.mean(demos["episode_returns"])
+    writer.add_scalar("charts/expert_return", expert_return, 0)
+    print(f"cloning {len(expert_actions)} expert state-action pairs (expert return {expert_return:.1f})")
+
+    # env setup (BC never acts while it learns; environments are only made to evaluate it)
+    policy = PolicyNet(obs_dim, args.bc_hidden_dim, num_actions).to(device)
+    optimizer = optim.Adam(policy.parameters(), lr=args.bc_learning_rate)
+
+    # storage
+    expert_obs = torch.as_tensor(expert_obs, device=device)
+    expert_actions = torch.as_tensor(expert_actions, device=device)
+    first_at = None
+    start_time = time.time()
+
+    for iteration in range(1, args.bc_iterations + 1):
+        if stop.requested:
+            break
+
+        # rollout: a minibatch of demonstrations, drawn with replacement as in the article
+        index = torch.randint(len(expert_actions), (args.bc_batch_size,), device=device)
+
+        # update
+        loss = bc_loss(policy(expert_obs[index]), expert_actions[index])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+        # logging
+        writer.add_scalar("losses/bc_loss", loss.item(), iteration)
+        if iteration % args.eval_interval == 0 or iteration == args.bc_iterations:
+            policy.eval()
+            episodes = run_episodes(
+                policy, args.env_id, args.eval_episodes, args.seed + 10_000, device, args.eval_greedy
+            )
+            policy.train()
+            mean_return = float(np.mean(episodes.returns))
+            writer.add_scalar("eval/episodic_return", mean_return, iteration)
+            if first_at is None and threshold is not None and mean_return >= threshold:
+                first_at = iteration
+                writer.add_scalar("charts/first_iteration_at_threshold", iteration, iteration)
+            elapsed = time.time() - start_time
+            left = elapsed / iteration * (args.bc_iterations - iteration)
+            print(
+                f"iteration {iteration:>6d}/{args.bc_iterations} | bc loss {loss.item():.4f} | "
+                f"eval return ({eval_mode}, {args.eval_episodes} ep.) {mean_return:8.2f} | "
+                f"elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
+                flush=True,
+            )
+
+    # shutdown
+    stop.saving = True
+    model_path = f"runs/{run_name}/{args.exp_name}.pt"
+    if args.save_model:
+        save_agent(policy, args, model_path)
+        print(f"model saved to {model_path}")
+    if not stop.requested:
+        states = final_evaluation(
+            policy.eval(), args, args.final_eval_episodes, expert_evaluation, writer, iteration, run_name, device
+        )
+        reached = f"first at iteration {first_at}" if first_at is not None else "not reached"
+        print(
+            f"final ({args.final_eval_episodes} episodes each): BC {describe(states, 'learner', expert_return)} | "
+            f"expert {describe(states, 'expert', expert_return)} | threshold {threshold} ({eval_mode} eval): "
+            f"{reached} | wall time {format_seconds(time.time() - script_start)}"
+        )
+    finish_run(writer, args, stop)
+
+
+# ----------------------------------------------------------------------------------------------
+# The expert: the same PPO as ppo_discrete.py, trained inline; its demonstrations, or a file's.
+# The same code as in ppo_discrete.py and the other imitation script (tests/test_consistency.py).
+# ----------------------------------------------------------------------------------------------
+
+
 def make_env(env_id: str, idx: int, capture_video: bool, run_name: str):
     def thunk():
         if capture_video and idx == 0:
@@ -203,6 +322,65 @@ class Agent(nn.Module):
         return action.squeeze(-1), log_probs.gather(-1, action).squeeze(-1), self.critic(x).squeeze(-1)
 
 
+def make_storage(num_steps: int, num_envs: int, obs_dim: int, device: torch.device) -> dict:
+    def zeros(*shape):
+        return torch.zeros((num_steps, num_envs) + shape, device=device)
+
+    keys = ["actions", "logprobs", "rewards", "dones", "terminations", "values", "final_values"]
+    return {"obs": zeros(obs_dim), **{key: zeros() for key in keys}}
+
+
+@torch.inference_mode()
+def collect_rollout(agent: Agent, envs, next_obs, storage: dict, global_step: int, writer, recent_returns: deque):
+    """Step the vector env `num_steps` times, filling `storage` in place.
+
+    `dones[t]` marks an episode that ended by step t (terminated or truncated). A truncated one
+    is bootstrapped from the critic's value of its final observation (`final_values[t]`); a
+    terminated one has value 0. Returns the observation after the rollout and the step count.
+    """
+    num_steps, num_envs = storage["rewards"].shape
+    final_values = np.zeros((num_steps, num_envs), dtype=np.float32)
+    for step in range(num_steps):
+        global_step += num_envs
+        storage["obs"][step] = next_obs
+        action, logprob, value = agent.act(next_obs)
+        storage["actions"][step] = action
+        storage["logprobs"][step] = logprob
+        storage["values"][step] = value
+
+        obs, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
+        storage["rewards"][step] = torch.from_numpy(reward.astype(np.float32))
+        storage["dones"][step] = torch.from_numpy(terminations | truncations)
+        storage["terminations"][step] = torch.from_numpy(terminations)
+        truncated_only = np.flatnonzero(truncations & ~terminations)
+        if len(truncated_only):
+            final_obs = torch.as_tensor(np.stack(infos["final_obs"][truncated_only]), dtype=torch.float32)
+            final_values[step, truncated_only] = agent.get_value(final_obs.to(next_obs.device)).flatten().cpu()
+        next_obs = torch.as_tensor(obs, dtype=torch.float32, device=next_obs.device)
+        log_episode_stats(writer, infos, global_step, recent_returns)
+    storage["final_values"].copy_(torch.from_numpy(final_values))
+    return next_obs, global_step
+
+
+def log_episode_stats(writer, infos: dict, global_step: int, recent_returns: deque) -> None:
+    """Log the episodes that ended in this step (vector RecordEpisodeStatistics infos)."""
+    if "_episode" not in infos:
+        return
+    ended = infos["_episode"]
+    for ret, length in zip(infos["episode"]["r"][ended], infos["episode"]["l"][ended]):
+        writer.add_scalar("charts/episodic_return", float(ret), global_step)
+        writer.add_scalar("charts/episodic_length", int(length), global_step)
+        recent_returns.append(float(ret))
+
+
+@torch.no_grad()
+def rollout_advantages(agent: Agent, next_obs: torch.Tensor, storage: dict, args) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE over the stored rollout, bootstrapped from the value of the observation after it."""
+    last_value = agent.get_value(next_obs).flatten()
+    rewards, values, dones, final_values = (storage[key] for key in ("rewards", "values", "dones", "final_values"))
+    return compute_gae(rewards, values, dones, final_values, last_value, args.gamma, args.gae_lambda)
+
+
 def compute_gae(rewards, values, dones, final_values, last_value, gamma: float, gae_lambda: float):
     """Generalised advantage estimates and returns for a (num_steps, num_envs) rollout.
 
@@ -224,20 +402,16 @@ def compute_gae(rewards, values, dones, final_values, last_value, gamma: float, 
     return advantages, advantages + values
 
 
-def ppo_losses(newlogprob, oldlogprob, advantages, newvalue, oldvalue, returns, clip_coef: float, clip_vloss: bool):
-    """The clipped surrogate policy loss and the (optionally clipped) value loss."""
-    ratio = (newlogprob - oldlogprob).exp()
-    pg_loss1 = -advantages * ratio
-    pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
-    pg_loss = torch.max(pg_loss1, pg_loss2).mean()
-    if clip_vloss:
-        v_loss_unclipped = (newvalue - returns) ** 2
-        v_clipped = oldvalue + torch.clamp(newvalue - oldvalue, -clip_coef, clip_coef)
-        v_loss_clipped = (v_clipped - returns) ** 2
-        v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
-    else:
-        v_loss = 0.5 * ((newvalue - returns) ** 2).mean()
-    return pg_loss, v_loss
+def flatten_rollout(storage: dict, advantages: torch.Tensor, returns: torch.Tensor) -> dict:
+    """The rollout as one batch of num_steps x num_envs samples, for `ppo_update`."""
+    return {
+        "obs": storage["obs"].flatten(0, 1),
+        "logprobs": storage["logprobs"].flatten(),
+        "actions": storage["actions"].flatten().long(),
+        "advantages": advantages.flatten(),
+        "returns": returns.flatten(),
+        "values": storage["values"].flatten(),
+    }
 
 
 def ppo_update(agent: Agent, optimizer: optim.Optimizer, batch: dict, args) -> dict:
@@ -291,86 +465,20 @@ def ppo_update(agent: Agent, optimizer: optim.Optimizer, batch: dict, args) -> d
     }
 
 
-def make_storage(num_steps: int, num_envs: int, obs_dim: int, device: torch.device) -> dict:
-    def zeros(*shape):
-        return torch.zeros((num_steps, num_envs) + shape, device=device)
-
-    keys = ["actions", "logprobs", "rewards", "dones", "terminations", "values", "final_values"]
-    return {"obs": zeros(obs_dim), **{key: zeros() for key in keys}}
-
-
-@torch.inference_mode()
-def collect_rollout(agent: Agent, envs, next_obs, storage: dict, global_step: int, writer, recent_returns: deque):
-    """Step the vector env `num_steps` times, filling `storage` in place.
-
-    `dones[t]` marks an episode that ended by step t (terminated or truncated). A truncated one
-    is bootstrapped from the critic's value of its final observation (`final_values[t]`); a
-    terminated one has value 0. Returns the observation after the rollout and the step count.
-    """
-    num_steps, num_envs = storage["rewards"].shape
-    final_values = np.zeros((num_steps, num_envs), dtype=np.float32)
-    for step in range(num_steps):
-        global_step += num_envs
-        storage["obs"][step] = next_obs
-        action, logprob, value = agent.act(next_obs)
-        storage["actions"][step] = action
-        storage["logprobs"][step] = logprob
-        storage["values"][step] = value
-
-        obs, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
-        storage["rewards"][step] = torch.from_numpy(reward.astype(np.float32))
-        storage["dones"][step] = torch.from_numpy(terminations | truncations)
-        storage["terminations"][step] = torch.from_numpy(terminations)
-        truncated_only = np.flatnonzero(truncations & ~terminations)
-        if len(truncated_only):
-            final_obs = torch.as_tensor(np.stack(infos["final_obs"][truncated_only]), dtype=torch.float32)
-            final_values[step, truncated_only] = agent.get_value(final_obs.to(next_obs.device)).flatten().cpu()
-        next_obs = torch.as_tensor(obs, dtype=torch.float32, device=next_obs.device)
-        log_episode_stats(writer, infos, global_step, recent_returns)
-    storage["final_values"].copy_(torch.from_numpy(final_values))
-    return next_obs, global_step
-
-
-@torch.no_grad()
-def rollout_advantages(agent: Agent, next_obs: torch.Tensor, storage: dict, args) -> tuple[torch.Tensor, torch.Tensor]:
-    """GAE over the stored rollout, bootstrapped from the value of the observation after it."""
-    last_value = agent.get_value(next_obs).flatten()
-    rewards, values, dones, final_values = (storage[key] for key in ("rewards", "values", "dones", "final_values"))
-    return compute_gae(rewards, values, dones, final_values, last_value, args.gamma, args.gae_lambda)
-
-
-def flatten_rollout(storage: dict, advantages: torch.Tensor, returns: torch.Tensor) -> dict:
-    """The rollout as one batch of num_steps x num_envs samples, for `ppo_update`."""
-    return {
-        "obs": storage["obs"].flatten(0, 1),
-        "logprobs": storage["logprobs"].flatten(),
-        "actions": storage["actions"].flatten().long(),
-        "advantages": advantages.flatten(),
-        "returns": returns.flatten(),
-        "values": storage["values"].flatten(),
-    }
-
-
-class PolicyNet(nn.Module):
-    """The article's policy network: one hidden ReLU layer; returns logits (the article applies softmax)."""
-
-    def __init__(self, obs_dim: int, hidden_dim: int, num_actions: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(obs_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, num_actions))
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(obs)
-
-
-def bc_loss(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """Negative log-likelihood of the expert's actions under the policy (mean over the batch)."""
-    return -torch.log_softmax(logits, dim=1).gather(1, actions.long().view(-1, 1)).mean()
-
-
-# ----------------------------------------------------------------------------------------------
-# Demonstrations: the inline PPO expert, and demonstration files.
-# The same code in bc_cartpole.py and gail_cartpole.py (tests/test_consistency.py).
-# ----------------------------------------------------------------------------------------------
+def ppo_losses(newlogprob, oldlogprob, advantages, newvalue, oldvalue, returns, clip_coef: float, clip_vloss: bool):
+    """The clipped surrogate policy loss and the (optionally clipped) value loss."""
+    ratio = (newlogprob - oldlogprob).exp()
+    pg_loss1 = -advantages * ratio
+    pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
+    pg_loss = torch.max(pg_loss1, pg_loss2).mean()
+    if clip_vloss:
+        v_loss_unclipped = (newvalue - returns) ** 2
+        v_clipped = oldvalue + torch.clamp(newvalue - oldvalue, -clip_coef, clip_coef)
+        v_loss_clipped = (v_clipped - returns) ** 2
+        v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
+    else:
+        v_loss = 0.5 * ((newvalue - returns) ** 2).mean()
+    return pg_loss, v_loss
 
 
 class TagPrefix:
@@ -384,45 +492,56 @@ class TagPrefix:
 
 
 def train_expert(args, run_name: str, writer, device, stop) -> Agent:
-    """The inline expert: the PPO above trained on the environment reward for `expert_timesteps`
-    steps. Its curves are logged as `expert/charts/...` and `expert/losses/...` so that they do not
-    mix with the imitator's."""
+    """The inline expert: ppo_discrete.py's training loop on the environment reward for `expert_timesteps`
+    steps, stopped once it reaches `expert_target_return`. Its curves are logged as `expert/charts/...` and
+    `expert/losses/...` so that they do not mix with the imitator's."""
     writer = TagPrefix(writer, "expert")
     envs = make_vector_env(args, run_name)
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     agent = Agent(obs_dim, int(envs.single_action_space.n)).to(device)
     optimizer = optim.Adam(agent.parameters(), lr=args.expert_learning_rate, eps=1e-5)
     storage = make_storage(args.num_steps, args.num_envs, obs_dim, device)
+    envs.action_space.seed(args.seed)
     obs, _ = envs.reset(seed=args.seed)
     next_obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
-    global_step, recent_returns, start_time = 0, deque(maxlen=20), time.time()
+    global_step = 0
+    recent_returns = deque(maxlen=20)
     num_iterations = args.expert_timesteps // args.batch_size
     target, last_check = args.expert_target_return, -5  # target None: the whole budget (a stopped expert is noisier)
+    start_time = time.time()
+
     for iteration in range(1, num_iterations + 1):
         if stop.requested:
             break
         if args.anneal_lr:
-            optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.expert_learning_rate
+            frac = 1.0 - (iteration - 1.0) / num_iterations
+            optimizer.param_groups[0]["lr"] = frac * args.expert_learning_rate
+
+        # rollout
         next_obs, global_step = collect_rollout(agent, envs, next_obs, storage, global_step, writer, recent_returns)
+
+        # advantages
         advantages, returns = rollout_advantages(agent, next_obs, storage, args)
-        stats = ppo_update(agent, optimizer, flatten_rollout(storage, advantages, returns), args)
+
+        # update
+        batch = flatten_rollout(storage, advantages, returns)
+        stats = ppo_update(agent, optimizer, batch, args)
+
+        # logging
+        elapsed = time.time() - start_time
+        writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
         for key, value in stats.items():
             writer.add_scalar(f"losses/{key}", value, global_step)
+        writer.add_scalar("charts/SPS", int(global_step / elapsed), global_step)
         reached = False
         if target is not None and len(recent_returns) == 20 and np.mean(recent_returns) >= target:
             # a training mean can be a lucky streak: confirm with 20 fresh sampling episodes, at most every 5 iterations
             if iteration >= last_check + 5:
                 last_check = iteration
-                check, _, _, _ = run_episodes(agent.actor, args.env_id, 20, args.seed + 30_000, device)
+                check = run_episodes(agent.actor, args.env_id, 20, args.seed + 30_000, device).returns
                 reached = np.mean(check) >= target
         if iteration % max(1, num_iterations // 10) == 0 or iteration == num_iterations or reached:
-            elapsed = time.time() - start_time
-            mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
-            print(
-                f"expert step {global_step:>9d}/{args.expert_timesteps} | return(20) {mean_return} | "
-                f"SPS {int(global_step / elapsed):>6d} | elapsed {format_seconds(elapsed)}",
-                flush=True,
-            )
+            print_progress(global_step, args.expert_timesteps, recent_returns, elapsed, global_step, prefix="expert ")
         if reached:
             print(
                 f"expert: 20-episode mean return {np.mean(recent_returns):.1f} in training and "
@@ -452,11 +571,11 @@ def expert_demonstrations(args, run_name: str, writer, eval_episodes: int, devic
         atomic_save(expert_file, f"runs/{run_name}/expert.pt")
     evaluation = {}
     for mode in ("greedy", "sampling"):
-        ev_returns, _, ev_obs, _ = run_episodes(
+        episodes = run_episodes(
             logits_fn, args.env_id, eval_episodes, args.seed + 10_000, device, greedy=mode == "greedy"
         )
-        evaluation[mode] = (ev_returns, ev_obs)
-        writer.add_scalar(f"charts/expert_return_{mode}", np.mean(ev_returns), 0)
+        evaluation[mode] = (episodes.returns, episodes.obs)
+        writer.add_scalar(f"charts/expert_return_{mode}", np.mean(episodes.returns), 0)
     writer.add_scalar("charts/expert_demo_return", np.mean(returns), 0)
     pairs = select_demonstrations(obs, actions, None, 1, args.num_expert_samples, args.seed)
     return pairs, evaluation, np.asarray(lengths)
@@ -469,11 +588,9 @@ def final_evaluation(
     the expert visited are saved to `eval_states.npz` for comparison. Returns those arrays."""
     states = {}
     for mode in ("greedy", "sampling"):
-        ev_returns, _, ev_obs, _ = run_episodes(
-            policy, args.env_id, num_episodes, args.seed + 10_000, device, greedy=mode == "greedy"
-        )
-        writer.add_scalar(f"eval/final_return_{mode}", np.mean(ev_returns), step)
-        states[f"learner_{mode}_obs"], states[f"learner_{mode}_returns"] = ev_obs, np.asarray(ev_returns)
+        episodes = run_episodes(policy, args.env_id, num_episodes, args.seed + 10_000, device, greedy=mode == "greedy")
+        writer.add_scalar(f"eval/final_return_{mode}", np.mean(episodes.returns), step)
+        states[f"learner_{mode}_obs"], states[f"learner_{mode}_returns"] = episodes.obs, np.asarray(episodes.returns)
     for mode, (ev_returns, ev_obs) in expert_evaluation.items():
         states[f"expert_{mode}_obs"], states[f"expert_{mode}_returns"] = ev_obs, np.asarray(ev_returns)
     np.savez(f"runs/{run_name}/eval_states.npz", **states)
@@ -522,7 +639,10 @@ def select_demonstrations(obs, actions, episode_lengths, num_episodes: int, num_
 
 
 def load_demonstrations(path: str, obs_dim: int, num_actions: int, num_episodes: int) -> dict:
-    """Read and check an `--expert-data` file; every problem is a one-line user error."""
+    """Read and check an `--expert-data` file; every problem is a one-line user error. The file is an `.npz` with
+    `obs` (N x obs_dim, float32), `actions` (N, int64) and optionally `episode_returns` (float32, one per episode)
+    and `episode_lengths` (int64, summing to N). Of its pairs (its first `--num-expert-episodes` episodes when
+    `episode_lengths` is given), `--num-expert-samples` are drawn without replacement (0 or -1: all)."""
     flag = f"--expert-data {path!r}"
     if not os.path.isfile(path):
         fail(f"{flag}: no such file")
@@ -562,7 +682,7 @@ def load_demonstrations(path: str, obs_dim: int, num_actions: int, num_episodes:
 
 
 # ----------------------------------------------------------------------------------------------
-# Plumbing: argument checks, run directory and writer, seeding, saving, stopping, console.
+# Plumbing: argument checks, run directory and writer, seeding, stopping, saving, console.
 # The same code in every script (tests/test_consistency.py); nothing below is the algorithm.
 # ----------------------------------------------------------------------------------------------
 
@@ -574,30 +694,19 @@ def fail(message: str) -> NoReturn:
 
 
 def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
-    """The checks every script runs before anything is written: float flags are finite, the seed
-    fits numpy's seeding, the name makes a file name, the fields in `positive` are > 0, those in
-    `non_negative` >= 0, those in `at_most` ({name: bound}) no larger than their bound, and the
-    packages that `--track` and `--capture-video` need are installed."""
-
-    def flag(name):
-        return "--" + name.replace("_", "-")
-
-    for name, value in vars(args).items():
-        if isinstance(value, float) and not math.isfinite(value):
-            fail(f"{flag(name)} must be a finite number, got {value}")
-    if not 0 <= args.seed < 2**32:
-        fail(f"--seed must be in [0, 2**32), got {args.seed}")
+    """The checks every script runs before anything is written: float flags finite, the seed within numpy's
+    seeding, the fields in `positive` > 0, in `non_negative` >= 0, in `at_most` ({name: bound}) within it,
+    a name that makes a file name, and the packages that `--track` and `--capture-video` need."""
+    checks = [(name, math.isfinite(v), "a finite number") for name, v in vars(args).items() if isinstance(v, float)]
+    checks += [("seed", 0 <= args.seed < 2**32, "in [0, 2**32)")]
+    checks += [(name, getattr(args, name) > 0, "positive") for name in positive]
+    checks += [(name, getattr(args, name) >= 0, ">= 0") for name in non_negative]
+    checks += [(name, getattr(args, name) <= bound, f"at most {bound}") for name, bound in (at_most or {}).items()]
+    for name, ok, what in checks:
+        if not ok:
+            fail(f"--{name.replace('_', '-')} must be {what}, got {getattr(args, name)}")
     if not args.exp_name or "/" in args.exp_name or os.sep in args.exp_name or args.exp_name.startswith("."):
         fail(f"--exp-name {args.exp_name!r} must be a plain file name (no '/', not starting with '.')")
-    for name in positive:
-        if getattr(args, name) <= 0:
-            fail(f"{flag(name)} must be positive, got {getattr(args, name)}")
-    for name in non_negative:
-        if getattr(args, name) < 0:
-            fail(f"{flag(name)} must be >= 0, got {getattr(args, name)}")
-    for name, bound in (at_most or {}).items():
-        if getattr(args, name) > bound:
-            fail(f"{flag(name)} {getattr(args, name)} is more than this script allows ({bound})")
     if args.track and importlib.util.find_spec("wandb") is None:
         fail("--track needs Weights and Biases: pip install wandb")
     if args.capture_video and None in (importlib.util.find_spec("moviepy"), importlib.util.find_spec("pygame")):
@@ -609,21 +718,20 @@ def make_run_name(args) -> str:
     return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
 
 
-def make_writer(args, run_name: str) -> SummaryWriter:
-    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer,
-    with the hyper-parameters as a text table first."""
-    run_dir = f"runs/{run_name}"
+def make_writer(args, run_name: str, purge_step: Optional[int] = None) -> SummaryWriter:
+    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer, with the
+    hyper-parameters as a text table first. A resumed run gives `purge_step`: its directory exists, and
+    TensorBoard drops the points the interrupted run logged from that step on."""
     try:
-        os.makedirs(run_dir)
-    except OSError as e:  # `runs` is a file, or a directory we may not write to
-        fail(f"cannot write the run directory {run_dir!r}: {e.strerror or e}")
+        os.makedirs(f"runs/{run_name}", exist_ok=purge_step is not None)
+    except OSError as e:  # it exists, `runs` is a file, or a directory we may not write to
+        fail(f"cannot write the run directory 'runs/{run_name}': {e.strerror or e}")
     if args.track:
         import wandb
 
         wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
-    writer = SummaryWriter(run_dir)
-    table = "".join(f"\n|{key}|{value}|" for key, value in vars(args).items())
-    writer.add_text("hyperparameters", f"|param|value|\n|-|-|{table}")
+    writer = SummaryWriter(f"runs/{run_name}", purge_step=purge_step)
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|" + "".join(f"\n|{k}|{v}|" for k, v in vars(args).items()))
     return writer
 
 
@@ -635,13 +743,12 @@ def seed_everything(seed: int, torch_deterministic: bool) -> None:
 
 
 class StopFlag:
-    """Ctrl-C (SIGINT) and SIGTERM ask the loop to stop at the end of the current iteration, so
-    that no optimizer step is cut in half, the writer is closed and the model saved; the script
-    then exits 130. A second signal aborts at once, except while the results are being saved."""
+    """Ctrl-C (SIGINT) and SIGTERM ask the loop to stop at the end of the current iteration, so that no
+    optimizer step is cut in half and the results are saved; the script then exits 130. A second signal
+    aborts at once, except while the results are being saved."""
 
     def __init__(self):
-        self.requested = False
-        self.saving = False
+        self.requested = self.saving = False
         signal.signal(signal.SIGINT, self)
         signal.signal(signal.SIGTERM, self)
 
@@ -664,16 +771,15 @@ def atomic_save(obj: dict, path: str) -> None:
 
 
 def load_saved(path: str, env_id: str) -> dict:
-    """A `--save-model` file or checkpoint written by this script for `env_id`, for `--play` or
-    `--resume`; a missing, unreadable or foreign file is a user error."""
-    if not os.path.isfile(path):
-        fail(f"{path!r}: no such file")
+    """A `--save-model` file or checkpoint of this script for `env_id`; a missing, unreadable or foreign file is a user error."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # not a torch file, truncated, pickled objects
+    except FileNotFoundError:
+        fail(f"{path!r}: no such file")
+    except Exception as e:  # a directory, not a torch file, truncated, pickled objects
         fail(f"{path!r} cannot be read as a saved model: {type(e).__name__}: {e}")
-    if not isinstance(saved, dict) or saved.get("script") != SCRIPT or "model" not in saved:
-        found = saved.get("script") if isinstance(saved, dict) else None
+    found = saved.get("script") if isinstance(saved, dict) else None
+    if found != SCRIPT or "model" not in saved:
         fail(f"{path!r} was not saved by {SCRIPT}.py (its script: {found or 'unknown'})")
     if saved["args"]["env_id"] != env_id:
         fail(f"{path!r} was trained on {saved['args']['env_id']}; add --env-id {saved['args']['env_id']}")
@@ -685,6 +791,30 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def print_progress(
+    global_step: int, total_steps: int, recent_returns, elapsed: float, steps_run: int, prefix=""
+) -> None:
+    """The console's progress line: the step, the mean of the last 20 returns, the speed, time spent and left."""
+    mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
+    sps, left = int(steps_run / max(elapsed, 1e-9)), elapsed / max(steps_run, 1) * (total_steps - global_step)
+    print(
+        f"{prefix}step {global_step:>9d}/{total_steps} | return(20) {mean_return} | "
+        f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
+        flush=True,
+    )
+
+
+def finish_run(writer, args, stop: StopFlag) -> None:
+    """The run's closing tail: the writer (and Weights and Biases) closed, then exit 130 after a signal."""
+    writer.close()
+    if args.track:
+        import wandb
+
+        wandb.finish()
+    if stop.requested:
+        sys.exit(130)
+
+
 def print_scores(returns: list, lengths: list) -> None:
     """`--play`'s console report: one line per episode, then the mean."""
     for i, (ret, length) in enumerate(zip(returns, lengths), start=1):
@@ -693,15 +823,20 @@ def print_scores(returns: list, lengths: list) -> None:
         print(f"mean score over {len(returns)} episodes: {np.mean(returns):.2f} ± {np.std(returns):.2f}")
 
 
-def log_episode_stats(writer, infos: dict, global_step: int, recent_returns: deque) -> None:
-    """Log the episodes that ended in this step (vector RecordEpisodeStatistics infos)."""
-    if "_episode" not in infos:
-        return
-    ended = infos["_episode"]
-    for ret, length in zip(infos["episode"]["r"][ended], infos["episode"]["l"][ended]):
-        writer.add_scalar("charts/episodic_return", float(ret), global_step)
-        writer.add_scalar("charts/episodic_length", int(length), global_step)
-        recent_returns.append(float(ret))
+def validate_args(args: Args) -> None:
+    check_args(
+        args,
+        positive=["num_envs", "num_steps", "num_minibatches", "update_epochs", "expert_learning_rate", "clip_coef"]
+        + ["max_grad_norm", "torch_threads", "bc_learning_rate", "bc_batch_size", "bc_iterations", "bc_hidden_dim"]
+        + ["eval_interval", "eval_episodes", "final_eval_episodes"],
+        at_most={"num_envs": 1024, "num_steps": 1_000_000},
+    )
+    batch_size = args.num_envs * args.num_steps
+    if batch_size % args.num_minibatches != 0:
+        fail(f"--num-minibatches {args.num_minibatches} does not divide the batch num_envs x num_steps = {batch_size}")
+    if not 0.0 < args.gamma <= 1.0 or not 0.0 <= args.gae_lambda <= 1.0:
+        fail("--gamma must be in (0, 1] and --gae-lambda in [0, 1]")
+    validate_expert_args(args, batch_size)
 
 
 def check_env(env_id: str) -> tuple[int, int]:
@@ -719,12 +854,20 @@ def check_env(env_id: str) -> tuple[int, int]:
     return int(np.prod(observation_space.shape)), int(action_space.n)
 
 
+class Episodes(NamedTuple):
+    """What `run_episodes` played: each episode's return and length, each step's observation and action."""
+
+    returns: list
+    lengths: list
+    obs: np.ndarray
+    actions: np.ndarray
+
+
 @torch.no_grad()
 def run_episodes(
     policy, env_id: str, num_episodes: int, seed: int, device, greedy: bool = False, video_folder=None, stop=None
 ):
-    """Play whole episodes with `policy(obs) -> logits` (None: uniform random); returns
-    (returns, lengths, obs, actions), the last two of every step. With `video_folder`, every
+    """Play whole episodes with `policy(obs) -> logits` (None: uniform random). With `video_folder`, every
     episode is recorded there as MP4; a `stop` flag that is raised ends the run after an episode."""
     if video_folder:  # only then a render mode: an env of your own need not take the argument
         env = gym.make(env_id, render_mode="rgb_array")
@@ -753,7 +896,7 @@ def run_episodes(
         lengths.append(ep_length)
     env.close()
     obs_array = np.stack(all_obs) if all_obs else np.zeros((0,) + env.observation_space.shape, np.float32)
-    return returns, lengths, obs_array, np.asarray(all_actions, dtype=np.int64)
+    return Episodes(returns, lengths, obs_array, np.asarray(all_actions, dtype=np.int64))
 
 
 def save_demonstrations(path: str, obs, actions, episode_returns, episode_lengths) -> None:
@@ -764,27 +907,11 @@ def save_demonstrations(path: str, obs, actions, episode_returns, episode_length
     os.replace(path + ".tmp.npz", path)
 
 
-def validate_args(args: Args) -> None:
-    check_args(
-        args,
-        positive=["num_envs", "num_steps", "num_minibatches", "update_epochs", "expert_learning_rate", "clip_coef"]
-        + ["max_grad_norm", "torch_threads", "bc_learning_rate", "bc_batch_size", "bc_iterations", "bc_hidden_dim"]
-        + ["eval_interval", "eval_episodes", "final_eval_episodes"],
-        at_most={"num_envs": 1024, "num_steps": 1_000_000},
-    )
-    batch_size = args.num_envs * args.num_steps
-    if batch_size % args.num_minibatches != 0:
-        fail(f"--num-minibatches {args.num_minibatches} does not divide the batch num_envs x num_steps = {batch_size}")
-    if not 0.0 < args.gamma <= 1.0 or not 0.0 <= args.gae_lambda <= 1.0:
-        fail("--gamma must be in (0, 1] and --gae-lambda in [0, 1]")
-    validate_expert_args(args, batch_size)
-
-
-def save_model(policy: nn.Module, args: Args, path: str) -> None:
+def save_agent(policy: nn.Module, args: Args, path: str) -> None:
     atomic_save({"script": SCRIPT, "model": policy.state_dict(), "args": vars(args)}, path)
 
 
-def play(args: Args, stop: StopFlag, obs_dim: int, num_actions: int) -> None:
+def play_saved(args: Args, stop: StopFlag, obs_dim: int, num_actions: int) -> None:
     """`--play`: the saved policy (or a saved `expert.pt`) plays `--eval-episodes` whole episodes;
     nothing is written but videos."""
     saved = load_saved(args.play, args.env_id)
@@ -806,114 +933,4 @@ def play(args: Args, stop: StopFlag, obs_dim: int, num_actions: int) -> None:
 
 
 if __name__ == "__main__":
-    script_start = time.time()
-    args = tyro.cli(Args)
-    stop = StopFlag()
-    validate_args(args)
-    obs_dim, num_actions = check_env(args.env_id)
-    if args.play:
-        play(args, stop, obs_dim, num_actions)
-        sys.exit(130 if stop.requested else 0)
-    demos = None
-    if args.expert_data is not None:
-        demos = load_demonstrations(args.expert_data, obs_dim, num_actions, args.num_expert_episodes)
-    args.batch_size = int(args.num_envs * args.num_steps)
-    args.minibatch_size = int(args.batch_size // args.num_minibatches)
-    run_name = make_run_name(args)
-    writer = make_writer(args, run_name)
-
-    # seeding
-    seed_everything(args.seed, args.torch_deterministic)
-    torch.set_num_threads(args.torch_threads)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    threshold = reward_threshold(args.env_id)
-    expert_evaluation, iteration = {}, 0
-    eval_mode = "greedy" if args.eval_greedy else "sampling"
-
-    # expert demonstrations: a file, or sampled from a PPO expert trained here
-    if demos is None:
-        (expert_obs, expert_actions), expert_evaluation, _ = expert_demonstrations(
-            args, run_name, writer, args.final_eval_episodes, device, stop
-        )
-        expert_return = np.mean(expert_evaluation[eval_mode][0])
-    else:
-        expert_obs, expert_actions = select_demonstrations(
-            demos["obs"],
-            demos["actions"],
-            demos["episode_lengths"],
-            args.num_expert_episodes,
-            args.num_expert_samples,
-            args.seed,
-        )
-        expert_return = float("nan") if demos["episode_returns"] is None else np.mean(demos["episode_returns"])
-    writer.add_scalar("charts/expert_return", expert_return, 0)
-    print(f"cloning {len(expert_actions)} expert state-action pairs (expert return {expert_return:.1f})")
-
-    # env setup (BC never acts while it learns; environments are only made to evaluate it)
-    policy = PolicyNet(obs_dim, args.bc_hidden_dim, num_actions).to(device)
-    optimizer = optim.Adam(policy.parameters(), lr=args.bc_learning_rate)
-
-    # storage
-    expert_obs = torch.as_tensor(expert_obs, device=device)
-    expert_actions = torch.as_tensor(expert_actions, device=device)
-    first_at = None
-    start_time = time.time()
-
-    for iteration in range(1, args.bc_iterations + 1):
-        if stop.requested:
-            break
-
-        # rollout: a minibatch of demonstrations, drawn with replacement as in the article
-        index = torch.randint(len(expert_actions), (args.bc_batch_size,), device=device)
-
-        # update
-        loss = bc_loss(policy(expert_obs[index]), expert_actions[index])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-        # logging
-        writer.add_scalar("losses/bc_loss", loss.item(), iteration)
-        if iteration % args.eval_interval == 0 or iteration == args.bc_iterations:
-            policy.eval()
-            ev_returns, _, _, _ = run_episodes(
-                policy, args.env_id, args.eval_episodes, args.seed + 10_000, device, greedy=args.eval_greedy
-            )
-            policy.train()
-            mean_return = float(np.mean(ev_returns))
-            writer.add_scalar("eval/episodic_return", mean_return, iteration)
-            if first_at is None and threshold is not None and mean_return >= threshold:
-                first_at = iteration
-                writer.add_scalar("charts/first_iteration_at_threshold", iteration, iteration)
-            elapsed = time.time() - start_time
-            left = elapsed / iteration * (args.bc_iterations - iteration)
-            print(
-                f"iteration {iteration:>6d}/{args.bc_iterations} | bc loss {loss.item():.4f} | "
-                f"eval return ({eval_mode}, {args.eval_episodes} ep.) {mean_return:8.2f} | "
-                f"elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
-                flush=True,
-            )
-
-    # shutdown
-    stop.saving = True
-    model_path = f"runs/{run_name}/{args.exp_name}.pt"
-    if args.save_model:
-        save_model(policy, args, model_path)
-        print(f"model saved to {model_path}")
-    if not stop.requested:
-        states = final_evaluation(
-            policy.eval(), args, args.final_eval_episodes, expert_evaluation, writer, iteration, run_name, device
-        )
-        reached = f"first at iteration {first_at}" if first_at is not None else "not reached"
-        print(
-            f"final ({args.final_eval_episodes} episodes each): BC {describe(states, 'learner', expert_return)} | "
-            f"expert {describe(states, 'expert', expert_return)} | threshold {threshold} ({eval_mode} eval): "
-            f"{reached} | wall time {format_seconds(time.time() - script_start)}"
-        )
-    writer.close()
-    if args.track:
-        import wandb
-
-        wandb.finish()
-    if stop.requested:
-        sys.exit(130)
+    main()

@@ -1,26 +1,17 @@
-"""GAIL (generative adversarial imitation learning) with a PPO generator, discrete actions.
+"""GAIL (generative adversarial imitation learning, Ho & Ermon 2016) with a PPO generator, discrete actions.
 
-Follows the article "基于“动手学强化学习”的知识点(二):第 15 章 模仿学习(gym版本 >= 0.26)", notes on
-chapter 15 (imitation learning) of the book Hands-on Reinforcement Learning (动手学强化学习,
-https://hrl.boyuai.com/); the scraped article gives no URL of its own. GAIL is Ho & Ermon, 2016.
-The PPO code (agent, rollout, GAE, losses, update) is ppo_discrete.py's, the same code:
-`diff ppo_discrete.py gail_cartpole.py` shows what GAIL adds. Where the script departs from the
-article, and why: the README's table for this script.
+Follows the article "基于“动手学强化学习”的知识点(二):第 15 章 模仿学习(gym版本 >= 0.26)", notes on chapter 15
+(imitation learning) of the book Hands-on Reinforcement Learning (动手学强化学习, https://hrl.boyuai.com/; the
+scraped article gives no URL of its own). The PPO code is ppo_discrete.py's: `diff ppo_discrete.py gail_cartpole.py`
+shows what GAIL adds. Where the script departs from the article, and why: the README's table for this script.
 
 Usage:
     python gail_cartpole.py                                   # train a PPO expert inline, then GAIL
-    python gail_cartpole.py --expert-data runs/<run>/demos.npz  # demonstrations from a file
+    python gail_cartpole.py --expert-data runs/<run>/demos.npz  # a file: ppo_discrete.py --save-model --save-demos-episodes 10
     python gail_cartpole.py --reward-type logit --absorbing   # zero-centred reward log D_E - log D_A
     python gail_cartpole.py --expert-timesteps 0 --num-expert-episodes 5  # control: random "demonstrations"
     python gail_cartpole.py --env-id Acrobot-v1 --expert-timesteps 300000 --num-expert-samples 0
     python gail_cartpole.py --play runs/<run name>/gail_cartpole.pt  # watch a saved generator play
-
-Demonstrations (`--expert-data`, and `demos.npz` written to every run directory): an `.npz` with
-`obs` (N x obs_dim, float32), `actions` (N, int64) and optionally `episode_returns` (float32, one
-per episode) and `episode_lengths` (int64, summing to N). `ppo_discrete.py --save-model
---save-demos-episodes K` writes one. Of the file's pairs (its first `--num-expert-episodes`
-episodes when `episode_lengths` is given), `--num-expert-samples` are drawn without replacement
-(0 or -1: all).
 """
 
 import importlib.util
@@ -32,7 +23,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal, NoReturn, Optional
+from typing import Literal, NamedTuple, NoReturn, Optional
 
 import gymnasium as gym
 import numpy as np
@@ -205,6 +196,132 @@ class Agent(nn.Module):
         return action.squeeze(-1), log_probs.gather(-1, action).squeeze(-1), self.critic(x).squeeze(-1)
 
 
+class Discriminator(nn.Module):
+    """D(s, a) of the article: one hidden ReLU layer on (state, one-hot action). It returns the
+    logit of D, the probability that the pair comes from the agent (the article's sigmoid output).
+    With `absorbing`, one more input flags the absorbing state (zero state and action, flag 1)."""
+
+    def __init__(self, obs_dim: int, num_actions: int, hidden_dim: int, absorbing: bool = False):
+        super().__init__()
+        self.obs_dim, self.num_actions, self.absorbing = obs_dim, num_actions, absorbing
+        in_dim = obs_dim + num_actions + int(absorbing)
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, 1))
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        parts = [obs, one_hot_actions(actions, self.num_actions)]
+        if self.absorbing:
+            parts.append(torch.zeros(len(obs), 1, device=obs.device))
+        return self.net(torch.cat(parts, dim=1)).squeeze(1)
+
+    def absorbing_logit(self) -> torch.Tensor:
+        """The logit of the absorbing state, shape (1,)."""
+        x = torch.zeros(1, self.obs_dim + self.num_actions + 1, device=self.net[0].weight.device)
+        x[0, -1] = 1.0
+        return self.net(x).squeeze(1)
+
+
+def one_hot_actions(actions: torch.Tensor, num_actions: int) -> torch.Tensor:
+    return F.one_hot(actions.long(), num_actions).float()
+
+
+def make_storage(num_steps: int, num_envs: int, obs_dim: int, device: torch.device) -> dict:
+    def zeros(*shape):
+        return torch.zeros((num_steps, num_envs) + shape, device=device)
+
+    keys = ["actions", "logprobs", "rewards", "dones", "terminations", "values", "final_values"]
+    return {"obs": zeros(obs_dim), **{key: zeros() for key in keys}}
+
+
+@torch.inference_mode()
+def collect_rollout(agent: Agent, envs, next_obs, storage: dict, global_step: int, writer, recent_returns: deque):
+    """Step the vector env `num_steps` times, filling `storage` in place.
+
+    `dones[t]` marks an episode that ended by step t (terminated or truncated). A truncated one
+    is bootstrapped from the critic's value of its final observation (`final_values[t]`); a
+    terminated one has value 0. Returns the observation after the rollout and the step count.
+    """
+    num_steps, num_envs = storage["rewards"].shape
+    final_values = np.zeros((num_steps, num_envs), dtype=np.float32)
+    for step in range(num_steps):
+        global_step += num_envs
+        storage["obs"][step] = next_obs
+        action, logprob, value = agent.act(next_obs)
+        storage["actions"][step] = action
+        storage["logprobs"][step] = logprob
+        storage["values"][step] = value
+
+        obs, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
+        storage["rewards"][step] = torch.from_numpy(reward.astype(np.float32))
+        storage["dones"][step] = torch.from_numpy(terminations | truncations)
+        storage["terminations"][step] = torch.from_numpy(terminations)
+        truncated_only = np.flatnonzero(truncations & ~terminations)
+        if len(truncated_only):
+            final_obs = torch.as_tensor(np.stack(infos["final_obs"][truncated_only]), dtype=torch.float32)
+            final_values[step, truncated_only] = agent.get_value(final_obs.to(next_obs.device)).flatten().cpu()
+        next_obs = torch.as_tensor(obs, dtype=torch.float32, device=next_obs.device)
+        log_episode_stats(writer, infos, global_step, recent_returns)
+    storage["final_values"].copy_(torch.from_numpy(final_values))
+    return next_obs, global_step
+
+
+def log_episode_stats(writer, infos: dict, global_step: int, recent_returns: deque) -> None:
+    """Log the episodes that ended in this step (vector RecordEpisodeStatistics infos)."""
+    if "_episode" not in infos:
+        return
+    ended = infos["_episode"]
+    for ret, length in zip(infos["episode"]["r"][ended], infos["episode"]["l"][ended]):
+        writer.add_scalar("charts/episodic_return", float(ret), global_step)
+        writer.add_scalar("charts/episodic_length", int(length), global_step)
+        recent_returns.append(float(ret))
+
+
+def discriminator_loss(
+    agent_logits: torch.Tensor,
+    expert_logits: torch.Tensor,
+    absorbing_logit: Optional[torch.Tensor] = None,
+    agent_absorbing: float = 0.0,
+    expert_absorbing: float = 0.0,
+) -> torch.Tensor:
+    """Binary cross-entropy with the article's labels: agent pairs 1, expert pairs 0 (each term a mean).
+
+    With an absorbing state, its logit counts as `agent_absorbing` more agent samples (the rollout's
+    terminations) and `expert_absorbing` more expert samples (the expert's terminations per pair,
+    scaled to the number of expert pairs).
+    """
+    if absorbing_logit is None:
+        agent_loss = F.binary_cross_entropy_with_logits(agent_logits, torch.ones_like(agent_logits))
+        expert_loss = F.binary_cross_entropy_with_logits(expert_logits, torch.zeros_like(expert_logits))
+        return agent_loss + expert_loss
+
+    def bce_sum(logits, label):
+        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label), reduction="sum")
+
+    agent_sum = bce_sum(agent_logits, 1.0) + agent_absorbing * bce_sum(absorbing_logit, 1.0)
+    expert_sum = bce_sum(expert_logits, 0.0) + expert_absorbing * bce_sum(absorbing_logit, 0.0)
+    return agent_sum / (len(agent_logits) + agent_absorbing) + expert_sum / (len(expert_logits) + expert_absorbing)
+
+
+def gail_reward(logits: torch.Tensor, reward_type: str) -> torch.Tensor:
+    """The generator's reward from the discriminator's logit l, D = sigmoid(l) = P(agent).
+
+    "neg_log_d" (the article): -log D = softplus(-l), always positive, large where D calls the pair
+    expert. "logit": log D_expert - log D_agent = log(1 - D) - log D = -l, zero where D is unsure.
+    """
+    if reward_type == "neg_log_d":
+        return F.softplus(-logits)
+    if reward_type == "logit":
+        return -logits
+    raise ValueError(f"unknown reward type {reward_type!r}")
+
+
+@torch.no_grad()
+def rollout_advantages(agent: Agent, next_obs: torch.Tensor, storage: dict, args) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE over the stored rollout, bootstrapped from the value of the observation after it."""
+    last_value = agent.get_value(next_obs).flatten()
+    rewards, values, dones, final_values = (storage[key] for key in ("rewards", "values", "dones", "final_values"))
+    return compute_gae(rewards, values, dones, final_values, last_value, args.gamma, args.gae_lambda)
+
+
 def compute_gae(rewards, values, dones, final_values, last_value, gamma: float, gae_lambda: float):
     """Generalised advantage estimates and returns for a (num_steps, num_envs) rollout.
 
@@ -226,20 +343,16 @@ def compute_gae(rewards, values, dones, final_values, last_value, gamma: float, 
     return advantages, advantages + values
 
 
-def ppo_losses(newlogprob, oldlogprob, advantages, newvalue, oldvalue, returns, clip_coef: float, clip_vloss: bool):
-    """The clipped surrogate policy loss and the (optionally clipped) value loss."""
-    ratio = (newlogprob - oldlogprob).exp()
-    pg_loss1 = -advantages * ratio
-    pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
-    pg_loss = torch.max(pg_loss1, pg_loss2).mean()
-    if clip_vloss:
-        v_loss_unclipped = (newvalue - returns) ** 2
-        v_clipped = oldvalue + torch.clamp(newvalue - oldvalue, -clip_coef, clip_coef)
-        v_loss_clipped = (v_clipped - returns) ** 2
-        v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
-    else:
-        v_loss = 0.5 * ((newvalue - returns) ** 2).mean()
-    return pg_loss, v_loss
+def flatten_rollout(storage: dict, advantages: torch.Tensor, returns: torch.Tensor) -> dict:
+    """The rollout as one batch of num_steps x num_envs samples, for `ppo_update`."""
+    return {
+        "obs": storage["obs"].flatten(0, 1),
+        "logprobs": storage["logprobs"].flatten(),
+        "actions": storage["actions"].flatten().long(),
+        "advantages": advantages.flatten(),
+        "returns": returns.flatten(),
+        "values": storage["values"].flatten(),
+    }
 
 
 def ppo_update(agent: Agent, optimizer: optim.Optimizer, batch: dict, args) -> dict:
@@ -293,598 +406,30 @@ def ppo_update(agent: Agent, optimizer: optim.Optimizer, batch: dict, args) -> d
     }
 
 
-def make_storage(num_steps: int, num_envs: int, obs_dim: int, device: torch.device) -> dict:
-    def zeros(*shape):
-        return torch.zeros((num_steps, num_envs) + shape, device=device)
-
-    keys = ["actions", "logprobs", "rewards", "dones", "terminations", "values", "final_values"]
-    return {"obs": zeros(obs_dim), **{key: zeros() for key in keys}}
-
-
-@torch.inference_mode()
-def collect_rollout(agent: Agent, envs, next_obs, storage: dict, global_step: int, writer, recent_returns: deque):
-    """Step the vector env `num_steps` times, filling `storage` in place.
-
-    `dones[t]` marks an episode that ended by step t (terminated or truncated). A truncated one
-    is bootstrapped from the critic's value of its final observation (`final_values[t]`); a
-    terminated one has value 0. Returns the observation after the rollout and the step count.
-    """
-    num_steps, num_envs = storage["rewards"].shape
-    final_values = np.zeros((num_steps, num_envs), dtype=np.float32)
-    for step in range(num_steps):
-        global_step += num_envs
-        storage["obs"][step] = next_obs
-        action, logprob, value = agent.act(next_obs)
-        storage["actions"][step] = action
-        storage["logprobs"][step] = logprob
-        storage["values"][step] = value
-
-        obs, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
-        storage["rewards"][step] = torch.from_numpy(reward.astype(np.float32))
-        storage["dones"][step] = torch.from_numpy(terminations | truncations)
-        storage["terminations"][step] = torch.from_numpy(terminations)
-        truncated_only = np.flatnonzero(truncations & ~terminations)
-        if len(truncated_only):
-            final_obs = torch.as_tensor(np.stack(infos["final_obs"][truncated_only]), dtype=torch.float32)
-            final_values[step, truncated_only] = agent.get_value(final_obs.to(next_obs.device)).flatten().cpu()
-        next_obs = torch.as_tensor(obs, dtype=torch.float32, device=next_obs.device)
-        log_episode_stats(writer, infos, global_step, recent_returns)
-    storage["final_values"].copy_(torch.from_numpy(final_values))
-    return next_obs, global_step
-
-
-@torch.no_grad()
-def rollout_advantages(agent: Agent, next_obs: torch.Tensor, storage: dict, args) -> tuple[torch.Tensor, torch.Tensor]:
-    """GAE over the stored rollout, bootstrapped from the value of the observation after it."""
-    last_value = agent.get_value(next_obs).flatten()
-    rewards, values, dones, final_values = (storage[key] for key in ("rewards", "values", "dones", "final_values"))
-    return compute_gae(rewards, values, dones, final_values, last_value, args.gamma, args.gae_lambda)
-
-
-def flatten_rollout(storage: dict, advantages: torch.Tensor, returns: torch.Tensor) -> dict:
-    """The rollout as one batch of num_steps x num_envs samples, for `ppo_update`."""
-    return {
-        "obs": storage["obs"].flatten(0, 1),
-        "logprobs": storage["logprobs"].flatten(),
-        "actions": storage["actions"].flatten().long(),
-        "advantages": advantages.flatten(),
-        "returns": returns.flatten(),
-        "values": storage["values"].flatten(),
-    }
-
-
-def max_episode_steps(env_id: str) -> Optional[int]:
-    """The env's registered time limit (500 for CartPole-v1), None when it has none."""
-    try:
-        return gym.spec(env_id).max_episode_steps
-    except Exception:  # an id gym.spec cannot resolve without making the env
-        return None
-
-
-class Discriminator(nn.Module):
-    """D(s, a) of the article: one hidden ReLU layer on (state, one-hot action). It returns the
-    logit of D, the probability that the pair comes from the agent (the article's sigmoid output).
-    With `absorbing`, one more input flags the absorbing state (zero state and action, flag 1)."""
-
-    def __init__(self, obs_dim: int, num_actions: int, hidden_dim: int, absorbing: bool = False):
-        super().__init__()
-        self.obs_dim, self.num_actions, self.absorbing = obs_dim, num_actions, absorbing
-        in_dim = obs_dim + num_actions + int(absorbing)
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, 1))
-
-    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        parts = [obs, one_hot_actions(actions, self.num_actions)]
-        if self.absorbing:
-            parts.append(torch.zeros(len(obs), 1, device=obs.device))
-        return self.net(torch.cat(parts, dim=1)).squeeze(1)
-
-    def absorbing_logit(self) -> torch.Tensor:
-        """The logit of the absorbing state, shape (1,)."""
-        x = torch.zeros(1, self.obs_dim + self.num_actions + 1, device=self.net[0].weight.device)
-        x[0, -1] = 1.0
-        return self.net(x).squeeze(1)
-
-
-def one_hot_actions(actions: torch.Tensor, num_actions: int) -> torch.Tensor:
-    return F.one_hot(actions.long(), num_actions).float()
-
-
-def discriminator_loss(
-    agent_logits: torch.Tensor,
-    expert_logits: torch.Tensor,
-    absorbing_logit: Optional[torch.Tensor] = None,
-    agent_absorbing: float = 0.0,
-    expert_absorbing: float = 0.0,
-) -> torch.Tensor:
-    """Binary cross-entropy with the article's labels: agent pairs 1, expert pairs 0 (each term a mean).
-
-    With an absorbing state, its logit counts as `agent_absorbing` more agent samples (the rollout's
-    terminations) and `expert_absorbing` more expert samples (the expert's terminations per pair,
-    scaled to the number of expert pairs).
-    """
-    if absorbing_logit is None:
-        agent_loss = F.binary_cross_entropy_with_logits(agent_logits, torch.ones_like(agent_logits))
-        expert_loss = F.binary_cross_entropy_with_logits(expert_logits, torch.zeros_like(expert_logits))
-        return agent_loss + expert_loss
-
-    def bce_sum(logits, label):
-        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label), reduction="sum")
-
-    agent_sum = bce_sum(agent_logits, 1.0) + agent_absorbing * bce_sum(absorbing_logit, 1.0)
-    expert_sum = bce_sum(expert_logits, 0.0) + expert_absorbing * bce_sum(absorbing_logit, 0.0)
-    return agent_sum / (len(agent_logits) + agent_absorbing) + expert_sum / (len(expert_logits) + expert_absorbing)
-
-
-def gail_reward(logits: torch.Tensor, reward_type: str) -> torch.Tensor:
-    """The generator's reward from the discriminator's logit l, D = sigmoid(l) = P(agent).
-
-    "neg_log_d" (the article): -log D = softplus(-l), always positive, large where D calls the pair
-    expert. "logit": log D_expert - log D_agent = log(1 - D) - log D = -l, zero where D is unsure.
-    """
-    if reward_type == "neg_log_d":
-        return F.softplus(-logits)
-    if reward_type == "logit":
-        return -logits
-    raise ValueError(f"unknown reward type {reward_type!r}")
-
-
-def terminated_fraction(episode_lengths, max_episode_steps: Optional[int]) -> float:
-    """Absorbing-state samples per expert pair: episodes shorter than the time limit terminated.
-    Without episode lengths the demonstrations are taken to never terminate."""
-    if episode_lengths is None or len(episode_lengths) == 0:
-        return 0.0
-    lengths = np.asarray(episode_lengths)
-    terminated = lengths < max_episode_steps if max_episode_steps else np.ones(len(lengths), dtype=bool)
-    return float(terminated.sum() / lengths.sum())
-
-
-# ----------------------------------------------------------------------------------------------
-# Demonstrations: the inline PPO expert, and demonstration files.
-# The same code in bc_cartpole.py and gail_cartpole.py (tests/test_consistency.py).
-# ----------------------------------------------------------------------------------------------
-
-
-class TagPrefix:
-    """A view of a SummaryWriter that logs every tag under `prefix/` (the expert's `expert/charts/...`)."""
-
-    def __init__(self, writer, prefix: str):
-        self.writer, self.prefix = writer, prefix
-
-    def add_scalar(self, tag: str, value, step: int) -> None:
-        self.writer.add_scalar(f"{self.prefix}/{tag}", value, step)
-
-
-def train_expert(args, run_name: str, writer, device, stop) -> Agent:
-    """The inline expert: the PPO above trained on the environment reward for `expert_timesteps`
-    steps. Its curves are logged as `expert/charts/...` and `expert/losses/...` so that they do not
-    mix with the imitator's."""
-    writer = TagPrefix(writer, "expert")
-    envs = make_vector_env(args, run_name)
-    obs_dim = int(np.prod(envs.single_observation_space.shape))
-    agent = Agent(obs_dim, int(envs.single_action_space.n)).to(device)
-    optimizer = optim.Adam(agent.parameters(), lr=args.expert_learning_rate, eps=1e-5)
-    storage = make_storage(args.num_steps, args.num_envs, obs_dim, device)
-    obs, _ = envs.reset(seed=args.seed)
-    next_obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
-    global_step, recent_returns, start_time = 0, deque(maxlen=20), time.time()
-    num_iterations = args.expert_timesteps // args.batch_size
-    target, last_check = args.expert_target_return, -5  # target None: the whole budget (a stopped expert is noisier)
-    for iteration in range(1, num_iterations + 1):
-        if stop.requested:
-            break
-        if args.anneal_lr:
-            optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.expert_learning_rate
-        next_obs, global_step = collect_rollout(agent, envs, next_obs, storage, global_step, writer, recent_returns)
-        advantages, returns = rollout_advantages(agent, next_obs, storage, args)
-        stats = ppo_update(agent, optimizer, flatten_rollout(storage, advantages, returns), args)
-        for key, value in stats.items():
-            writer.add_scalar(f"losses/{key}", value, global_step)
-        reached = False
-        if target is not None and len(recent_returns) == 20 and np.mean(recent_returns) >= target:
-            # a training mean can be a lucky streak: confirm with 20 fresh sampling episodes, at most every 5 iterations
-            if iteration >= last_check + 5:
-                last_check = iteration
-                check, _, _, _ = run_episodes(agent.actor, args.env_id, 20, args.seed + 30_000, device)
-                reached = np.mean(check) >= target
-        if iteration % max(1, num_iterations // 10) == 0 or iteration == num_iterations or reached:
-            elapsed = time.time() - start_time
-            mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
-            print(
-                f"expert step {global_step:>9d}/{args.expert_timesteps} | return(20) {mean_return} | "
-                f"SPS {int(global_step / elapsed):>6d} | elapsed {format_seconds(elapsed)}",
-                flush=True,
-            )
-        if reached:
-            print(
-                f"expert: 20-episode mean return {np.mean(recent_returns):.1f} in training and "
-                f"{np.mean(check):.1f} in a check >= {target} at step {global_step}; training stops"
-            )
-            break
-    envs.close()
-    return agent.eval()
-
-
-def expert_demonstrations(args, run_name: str, writer, eval_episodes: int, device, stop):
-    """Demonstrations from the inline expert, saved as `runs/<run name>/demos.npz`, plus its evaluation.
-
-    Returns (obs, actions) of the sampled pairs, {mode: (returns, obs)} of the expert evaluated
-    greedily and by sampling, and the lengths of the demonstration episodes.
-    """
-    expert = train_expert(args, run_name, writer, device, stop) if args.expert_timesteps > 0 else None
-    logits_fn = None if expert is None else expert.actor
-    greedy_demos = args.expert_greedy_demos and expert is not None  # the random policy always samples
-    returns, lengths, obs, actions = run_episodes(
-        logits_fn, args.env_id, args.num_expert_episodes, args.seed + 20_000, device, greedy=greedy_demos
-    )
-    save_demonstrations(f"runs/{run_name}/demos.npz", obs, actions, returns, lengths)
-    print(f"{len(returns)} expert episodes ({len(actions)} pairs, return {np.mean(returns):.1f}) saved to demos.npz")
-    if expert is not None and args.save_model:
-        expert_file = {"script": SCRIPT, "expert": True, "model": expert.state_dict(), "args": vars(args)}
-        atomic_save(expert_file, f"runs/{run_name}/expert.pt")
-    evaluation = {}
-    for mode in ("greedy", "sampling"):
-        ev_returns, _, ev_obs, _ = run_episodes(
-            logits_fn, args.env_id, eval_episodes, args.seed + 10_000, device, greedy=mode == "greedy"
-        )
-        evaluation[mode] = (ev_returns, ev_obs)
-        writer.add_scalar(f"charts/expert_return_{mode}", np.mean(ev_returns), 0)
-    writer.add_scalar("charts/expert_demo_return", np.mean(returns), 0)
-    pairs = select_demonstrations(obs, actions, None, 1, args.num_expert_samples, args.seed)
-    return pairs, evaluation, np.asarray(lengths)
-
-
-def final_evaluation(
-    policy, args, num_episodes: int, expert_evaluation: dict, writer, step: int, run_name: str, device
-):
-    """The final policy, greedy and sampling, logged as `eval/final_return_<mode>`; the states it and
-    the expert visited are saved to `eval_states.npz` for comparison. Returns those arrays."""
-    states = {}
-    for mode in ("greedy", "sampling"):
-        ev_returns, _, ev_obs, _ = run_episodes(
-            policy, args.env_id, num_episodes, args.seed + 10_000, device, greedy=mode == "greedy"
-        )
-        writer.add_scalar(f"eval/final_return_{mode}", np.mean(ev_returns), step)
-        states[f"learner_{mode}_obs"], states[f"learner_{mode}_returns"] = ev_obs, np.asarray(ev_returns)
-    for mode, (ev_returns, ev_obs) in expert_evaluation.items():
-        states[f"expert_{mode}_obs"], states[f"expert_{mode}_returns"] = ev_obs, np.asarray(ev_returns)
-    np.savez(f"runs/{run_name}/eval_states.npz", **states)
-    return states
-
-
-def describe(states: dict, prefix: str, expert_return: float) -> str:
-    """`"500.0 greedy / 498.3 sampling"` for the learner or the expert (a file: its demonstrations' return)."""
-    if f"{prefix}_greedy_returns" not in states:
-        return f"{expert_return:.1f} (demonstrations)"
-    return " / ".join(f"{np.mean(states[f'{prefix}_{m}_returns']):.1f} {m}" for m in ("greedy", "sampling"))
-
-
-def reward_threshold(env_id: str) -> Optional[float]:
-    """The env's registered reward threshold (475 for CartPole-v1), None when it has none."""
-    try:
-        return gym.spec(env_id).reward_threshold
-    except Exception:  # an id gym.spec cannot resolve without making the env
-        return None
-
-
-def validate_expert_args(args, batch_size: int) -> None:
-    if args.expert_data is None:
-        if args.expert_timesteps < 0:
-            fail(f"--expert-timesteps must be >= 0 (0: random policy), got {args.expert_timesteps}")
-        if 0 < args.expert_timesteps < batch_size:
-            fail(f"--expert-timesteps {args.expert_timesteps} is smaller than one PPO batch ({batch_size})")
-    if args.num_expert_episodes <= 0:
-        fail(f"--num-expert-episodes must be a positive integer, got {args.num_expert_episodes}")
-    if args.num_expert_samples < -1:
-        fail(f"--num-expert-samples must be positive, or 0 or -1 for all pairs, got {args.num_expert_samples}")
-
-
-def select_demonstrations(obs, actions, episode_lengths, num_episodes: int, num_samples: int, seed: int):
-    """The first `num_episodes` episodes (when their lengths are known), then `num_samples` pairs
-    drawn without replacement (all when `num_samples` <= 0 or larger than what there is)."""
-    if episode_lengths is not None:
-        n = int(np.sum(episode_lengths[:num_episodes]))
-        obs, actions = obs[:n], actions[:n]
-    if 0 < num_samples < len(actions):
-        index = np.sort(np.random.default_rng(seed).choice(len(actions), num_samples, replace=False))
-        obs, actions = obs[index], actions[index]
-    elif num_samples > len(actions):
-        print(f"note: only {len(actions)} expert pairs, fewer than --num-expert-samples {num_samples}; using all")
-    return obs, actions
-
-
-def load_demonstrations(path: str, obs_dim: int, num_actions: int, num_episodes: int) -> dict:
-    """Read and check an `--expert-data` file; every problem is a one-line user error."""
-    flag = f"--expert-data {path!r}"
-    if not os.path.isfile(path):
-        fail(f"{flag}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            demos = {key: np.asarray(data[key]) for key in data.files}
-    except Exception as e:  # not a zip, truncated, pickled objects, ...
-        fail(f"{flag} cannot be read as an .npz: {type(e).__name__}: {e}")
-    if "obs" not in demos or "actions" not in demos:
-        fail(f"{flag} needs arrays 'obs' and 'actions', found {sorted(demos)}")
-    obs, actions = demos["obs"], demos["actions"]
-    if obs.ndim != 2 or obs.shape[1] != obs_dim or not np.issubdtype(obs.dtype, np.number):
-        fail(f"{flag}: 'obs' must be a numeric N x {obs_dim} array for this env, got {obs.dtype} {obs.shape}")
-    if actions.ndim != 1 or len(actions) != len(obs) or not np.issubdtype(actions.dtype, np.integer):
-        fail(f"{flag}: 'actions' must be {len(obs)} integers (one per obs), got {actions.dtype} {actions.shape}")
-    if len(actions) == 0:
-        fail(f"{flag} holds no state-action pairs")
-    if not np.all(np.isfinite(obs)):
-        fail(f"{flag}: 'obs' holds NaN or infinite values")
-    if actions.min() < 0 or actions.max() >= num_actions:
-        fail(f"{flag}: actions must lie in [0, {num_actions}) for this env, found {actions.min()}..{actions.max()}")
-    lengths = demos.get("episode_lengths")
-    if lengths is not None:
-        if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.integer) or lengths.sum() != len(obs):
-            fail(f"{flag}: 'episode_lengths' must be integers summing to {len(obs)}")
-        if num_episodes > len(lengths):
-            fail(f"{flag} holds {len(lengths)} episodes, fewer than --num-expert-episodes {num_episodes}")
-    returns = demos.get("episode_returns")
-    if returns is not None and (returns.ndim != 1 or not np.issubdtype(returns.dtype, np.number)):
-        fail(f"{flag}: 'episode_returns' must be a 1-D numeric array")
-    return {
-        "obs": obs.astype(np.float32),
-        "actions": actions.astype(np.int64),
-        "episode_returns": None if returns is None else returns.astype(np.float32),
-        "episode_lengths": None if lengths is None else lengths.astype(np.int64),
-    }
-
-
-# ----------------------------------------------------------------------------------------------
-# Plumbing: argument checks, run directory and writer, seeding, saving, stopping, console.
-# The same code in every script (tests/test_consistency.py); nothing below is the algorithm.
-# ----------------------------------------------------------------------------------------------
-
-
-def fail(message: str) -> NoReturn:
-    """A user error: one `error:` line on stderr (a multi-line message is joined), exit status 2."""
-    print("error: " + " ".join(message.split()), file=sys.stderr)
-    sys.exit(2)
-
-
-def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
-    """The checks every script runs before anything is written: float flags are finite, the seed
-    fits numpy's seeding, the name makes a file name, the fields in `positive` are > 0, those in
-    `non_negative` >= 0, those in `at_most` ({name: bound}) no larger than their bound, and the
-    packages that `--track` and `--capture-video` need are installed."""
-
-    def flag(name):
-        return "--" + name.replace("_", "-")
-
-    for name, value in vars(args).items():
-        if isinstance(value, float) and not math.isfinite(value):
-            fail(f"{flag(name)} must be a finite number, got {value}")
-    if not 0 <= args.seed < 2**32:
-        fail(f"--seed must be in [0, 2**32), got {args.seed}")
-    if not args.exp_name or "/" in args.exp_name or os.sep in args.exp_name or args.exp_name.startswith("."):
-        fail(f"--exp-name {args.exp_name!r} must be a plain file name (no '/', not starting with '.')")
-    for name in positive:
-        if getattr(args, name) <= 0:
-            fail(f"{flag(name)} must be positive, got {getattr(args, name)}")
-    for name in non_negative:
-        if getattr(args, name) < 0:
-            fail(f"{flag(name)} must be >= 0, got {getattr(args, name)}")
-    for name, bound in (at_most or {}).items():
-        if getattr(args, name) > bound:
-            fail(f"{flag(name)} {getattr(args, name)} is more than this script allows ({bound})")
-    if args.track and importlib.util.find_spec("wandb") is None:
-        fail("--track needs Weights and Biases: pip install wandb")
-    if args.capture_video and None in (importlib.util.find_spec("moviepy"), importlib.util.find_spec("pygame")):
-        fail('--capture-video needs moviepy and pygame: pip install -e ".[video]"')
-
-
-def make_run_name(args) -> str:
-    safe_env_id = args.env_id.replace("/", "-").replace(":", "-")
-    return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-
-
-def make_writer(args, run_name: str) -> SummaryWriter:
-    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer,
-    with the hyper-parameters as a text table first."""
-    run_dir = f"runs/{run_name}"
-    try:
-        os.makedirs(run_dir)
-    except OSError as e:  # `runs` is a file, or a directory we may not write to
-        fail(f"cannot write the run directory {run_dir!r}: {e.strerror or e}")
-    if args.track:
-        import wandb
-
-        wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
-    writer = SummaryWriter(run_dir)
-    table = "".join(f"\n|{key}|{value}|" for key, value in vars(args).items())
-    writer.add_text("hyperparameters", f"|param|value|\n|-|-|{table}")
-    return writer
-
-
-def seed_everything(seed: int, torch_deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.backends.cudnn.deterministic = torch_deterministic
-
-
-class StopFlag:
-    """Ctrl-C (SIGINT) and SIGTERM ask the loop to stop at the end of the current iteration, so
-    that no optimizer step is cut in half, the writer is closed and the model saved; the script
-    then exits 130. A second signal aborts at once, except while the results are being saved."""
-
-    def __init__(self):
-        self.requested = False
-        self.saving = False
-        signal.signal(signal.SIGINT, self)
-        signal.signal(signal.SIGTERM, self)
-
-    def __call__(self, signum, frame):
-        name = signal.Signals(signum).name
-        if self.saving:
-            print(f"{name}: still saving, please wait", file=sys.stderr, flush=True)
-        elif self.requested:
-            print(f"{name}: aborting", file=sys.stderr, flush=True)
-            sys.exit(130)
-        else:
-            self.requested = True
-            print(f"{name}: stopping after this iteration (again to abort)", file=sys.stderr, flush=True)
-
-
-def atomic_save(obj: dict, path: str) -> None:
-    """Write to a temporary file, then rename: a half-written file never replaces a good one."""
-    torch.save(obj, path + ".tmp")
-    os.replace(path + ".tmp", path)
-
-
-def load_saved(path: str, env_id: str) -> dict:
-    """A `--save-model` file or checkpoint written by this script for `env_id`, for `--play` or
-    `--resume`; a missing, unreadable or foreign file is a user error."""
-    if not os.path.isfile(path):
-        fail(f"{path!r}: no such file")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # not a torch file, truncated, pickled objects
-        fail(f"{path!r} cannot be read as a saved model: {type(e).__name__}: {e}")
-    if not isinstance(saved, dict) or saved.get("script") != SCRIPT or "model" not in saved:
-        found = saved.get("script") if isinstance(saved, dict) else None
-        fail(f"{path!r} was not saved by {SCRIPT}.py (its script: {found or 'unknown'})")
-    if saved["args"]["env_id"] != env_id:
-        fail(f"{path!r} was trained on {saved['args']['env_id']}; add --env-id {saved['args']['env_id']}")
-    return saved
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-def print_scores(returns: list, lengths: list) -> None:
-    """`--play`'s console report: one line per episode, then the mean."""
-    for i, (ret, length) in enumerate(zip(returns, lengths), start=1):
-        print(f"episode {i}: score {ret:g}, length {length}")
-    if returns:
-        print(f"mean score over {len(returns)} episodes: {np.mean(returns):.2f} ± {np.std(returns):.2f}")
-
-
-def log_episode_stats(writer, infos: dict, global_step: int, recent_returns: deque) -> None:
-    """Log the episodes that ended in this step (vector RecordEpisodeStatistics infos)."""
-    if "_episode" not in infos:
-        return
-    ended = infos["_episode"]
-    for ret, length in zip(infos["episode"]["r"][ended], infos["episode"]["l"][ended]):
-        writer.add_scalar("charts/episodic_return", float(ret), global_step)
-        writer.add_scalar("charts/episodic_length", int(length), global_step)
-        recent_returns.append(float(ret))
-
-
-def check_env(env_id: str) -> tuple[int, int]:
-    """Build the env once to check that it exists and that its spaces are supported; returns (obs_dim, num_actions)."""
-    try:
-        env = gym.make(env_id)
-    except Exception as e:  # unknown id, missing module, env constructor error
-        fail(f"--env-id {env_id!r} cannot be made: {type(e).__name__}: {e}")
-    action_space, observation_space = env.action_space, env.observation_space
-    env.close()
-    if not isinstance(action_space, gym.spaces.Discrete):
-        fail(f"--env-id {env_id!r} has action space {action_space}; this script needs Discrete actions")
-    if not isinstance(observation_space, gym.spaces.Box):
-        fail(f"--env-id {env_id!r} has observation space {observation_space}; this script needs a Box")
-    return int(np.prod(observation_space.shape)), int(action_space.n)
-
-
-@torch.no_grad()
-def run_episodes(
-    policy, env_id: str, num_episodes: int, seed: int, device, greedy: bool = False, video_folder=None, stop=None
-):
-    """Play whole episodes with `policy(obs) -> logits` (None: uniform random); returns
-    (returns, lengths, obs, actions), the last two of every step. With `video_folder`, every
-    episode is recorded there as MP4; a `stop` flag that is raised ends the run after an episode."""
-    if video_folder:  # only then a render mode: an env of your own need not take the argument
-        env = gym.make(env_id, render_mode="rgb_array")
-        env = gym.wrappers.RecordVideo(env, video_folder, episode_trigger=lambda episode: True)
+def ppo_losses(newlogprob, oldlogprob, advantages, newvalue, oldvalue, returns, clip_coef: float, clip_vloss: bool):
+    """The clipped surrogate policy loss and the (optionally clipped) value loss."""
+    ratio = (newlogprob - oldlogprob).exp()
+    pg_loss1 = -advantages * ratio
+    pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
+    pg_loss = torch.max(pg_loss1, pg_loss2).mean()
+    if clip_vloss:
+        v_loss_unclipped = (newvalue - returns) ** 2
+        v_clipped = oldvalue + torch.clamp(newvalue - oldvalue, -clip_coef, clip_coef)
+        v_loss_clipped = (v_clipped - returns) ** 2
+        v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
     else:
-        env = gym.make(env_id)
-    if len(env.observation_space.shape) != 1:
-        env = gym.wrappers.FlattenObservation(env)
-    returns, lengths, all_obs, all_actions = [], [], [], []
-    for episode in range(num_episodes):
-        if stop is not None and stop.requested:
-            break
-        obs, _ = env.reset(seed=seed + episode)
-        done, ep_return, ep_length = False, 0.0, 0
-        while not done:
-            x = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
-            logits = torch.zeros(1, env.action_space.n, device=device) if policy is None else policy(x)
-            action = logits.argmax(dim=1) if greedy else torch.multinomial(logits.softmax(-1), 1)
-            all_obs.append(np.asarray(obs, dtype=np.float32))
-            all_actions.append(int(action.item()))
-            obs, reward, terminated, truncated, _ = env.step(int(action.item()))
-            done = terminated or truncated
-            ep_return += float(reward)
-            ep_length += 1
-        returns.append(ep_return)
-        lengths.append(ep_length)
-    env.close()
-    obs_array = np.stack(all_obs) if all_obs else np.zeros((0,) + env.observation_space.shape, np.float32)
-    return returns, lengths, obs_array, np.asarray(all_actions, dtype=np.int64)
+        v_loss = 0.5 * ((newvalue - returns) ** 2).mean()
+    return pg_loss, v_loss
 
 
-def save_demonstrations(path: str, obs, actions, episode_returns, episode_lengths) -> None:
-    """Demonstrations as an `.npz` (obs, actions, episode_returns, episode_lengths), written atomically."""
-    obs, actions = np.asarray(obs, np.float32), np.asarray(actions, np.int64)
-    returns, lengths = np.asarray(episode_returns, np.float32), np.asarray(episode_lengths, np.int64)
-    np.savez(path + ".tmp.npz", obs=obs, actions=actions, episode_returns=returns, episode_lengths=lengths)
-    os.replace(path + ".tmp.npz", path)
-
-
-def validate_args(args: Args) -> None:
-    check_args(
-        args,
-        positive=["total_timesteps", "learning_rate", "num_envs", "num_steps", "num_minibatches", "update_epochs"]
-        + ["clip_coef", "max_grad_norm", "torch_threads", "eval_episodes", "expert_learning_rate"]
-        + ["discriminator_lr", "discriminator_hidden", "discriminator_epochs"],
-        at_most={"num_envs": 1024, "num_steps": 1_000_000},
-    )
-    batch_size = args.num_envs * args.num_steps
-    if batch_size % args.num_minibatches != 0:
-        fail(f"--num-minibatches {args.num_minibatches} does not divide the batch num_envs x num_steps = {batch_size}")
-    if args.total_timesteps < batch_size and not args.play:
-        fail(f"--total-timesteps {args.total_timesteps} is smaller than one batch ({batch_size})")
-    if not 0.0 < args.gamma <= 1.0 or not 0.0 <= args.gae_lambda <= 1.0:
-        fail("--gamma must be in (0, 1] and --gae-lambda in [0, 1]")
-    validate_expert_args(args, batch_size)
-    if args.absorbing and args.gamma >= 1.0:
-        fail("--absorbing needs --gamma < 1 (the absorbing state's value is r / (1 - gamma))")
-
-
-def save_model(agent: nn.Module, discriminator: nn.Module, args: Args, path: str) -> None:
-    model = {"script": SCRIPT, "model": agent.state_dict(), "discriminator": discriminator.state_dict()}
-    atomic_save({**model, "args": vars(args)}, path)
-
-
-def play(args: Args, stop: StopFlag, obs_dim: int, num_actions: int) -> None:
-    """`--play`: the saved generator (or a saved `expert.pt`) plays `--eval-episodes` whole
-    episodes; nothing is written but videos."""
-    agent = Agent(obs_dim, num_actions)
-    try:
-        agent.load_state_dict(load_saved(args.play, args.env_id)["model"])
-    except RuntimeError as e:  # another network shape
-        fail(f"{args.play!r} does not fit this env's network: {e}")
-    video_folder = f"videos/{make_run_name(args)}__play" if args.capture_video else None
-    returns, lengths, _, _ = run_episodes(
-        agent.eval().actor, args.env_id, args.eval_episodes, args.seed, "cpu", args.greedy, video_folder, stop
-    )
-    print_scores(returns, lengths)
-    if video_folder:
-        print(f"videos saved to {video_folder}/")
-
-
-if __name__ == "__main__":
+def main() -> None:
     script_start = time.time()
     args = tyro.cli(Args)
     stop = StopFlag()
     validate_args(args)
     obs_dim, num_actions = check_env(args.env_id)
     if args.play:
-        play(args, stop, obs_dim, num_actions)
+        play_saved(args, stop, obs_dim, num_actions)
         sys.exit(130 if stop.requested else 0)
     demos = None
     if args.expert_data is not None:
@@ -909,16 +454,10 @@ if __name__ == "__main__":
         )
         expert_return = np.mean(expert_evaluation["sampling"][0])
     else:
-        expert_obs, expert_actions = select_demonstrations(
-            demos["obs"],
-            demos["actions"],
-            demos["episode_lengths"],
-            args.num_expert_episodes,
-            args.num_expert_samples,
-            args.seed,
-        )
+        obs, actions, lengths = demos["obs"], demos["actions"], demos["episode_lengths"]
+        n, samples = args.num_expert_episodes, args.num_expert_samples
+        expert_obs, expert_actions = select_demonstrations(obs, actions, lengths, n, samples, args.seed)
         expert_return = float("nan") if demos["episode_returns"] is None else np.mean(demos["episode_returns"])
-        lengths = demos["episode_lengths"]
         expert_lengths = None if lengths is None else lengths[: args.num_expert_episodes]
     writer.add_scalar("charts/expert_return", expert_return, 0)
     expert_absorbing = len(expert_actions) * terminated_fraction(expert_lengths, max_episode_steps(args.env_id))
@@ -978,7 +517,8 @@ if __name__ == "__main__":
         advantages, returns = rollout_advantages(agent, next_obs, storage, args)
 
         # update
-        stats = ppo_update(agent, optimizer, flatten_rollout(storage, advantages, returns), args)
+        batch = flatten_rollout(storage, advantages, returns)
+        stats = ppo_update(agent, optimizer, batch, args)
 
         # logging
         elapsed = time.time() - start_time
@@ -1011,7 +551,7 @@ if __name__ == "__main__":
     envs.close()
     model_path = f"runs/{run_name}/{args.exp_name}.pt"
     if args.save_model:
-        save_model(agent, discriminator, args, model_path)
+        save_agent(agent, discriminator, args, model_path)
         print(f"model saved to {model_path}")
     if not stop.requested:
         states = final_evaluation(
@@ -1024,6 +564,358 @@ if __name__ == "__main__":
             f"expert {describe(states, 'expert', expert_return)} | "
             f"wall time {format_seconds(time.time() - script_start)} (expert included)"
         )
+    finish_run(writer, args, stop)
+
+
+# ----------------------------------------------------------------------------------------------
+# The expert: the same PPO as ppo_discrete.py, trained inline; its demonstrations, or a file's.
+# The same code as in ppo_discrete.py and the other imitation script (tests/test_consistency.py).
+# ----------------------------------------------------------------------------------------------
+
+
+class TagPrefix:
+    """A view of a SummaryWriter that logs every tag under `prefix/` (the expert's `expert/charts/...`)."""
+
+    def __init__(self, writer, prefix: str):
+        self.writer, self.prefix = writer, prefix
+
+    def add_scalar(self, tag: str, value, step: int) -> None:
+        self.writer.add_scalar(f"{self.prefix}/{tag}", value, step)
+
+
+def train_expert(args, run_name: str, writer, device, stop) -> Agent:
+    """The inline expert: ppo_discrete.py's training loop on the environment reward for `expert_timesteps`
+    steps, stopped once it reaches `expert_target_return`. Its curves are logged as `expert/charts/...` and
+    `expert/losses/...` so that they do not mix with the imitator's."""
+    writer = TagPrefix(writer, "expert")
+    envs = make_vector_env(args, run_name)
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    agent = Agent(obs_dim, int(envs.single_action_space.n)).to(device)
+    optimizer = optim.Adam(agent.parameters(), lr=args.expert_learning_rate, eps=1e-5)
+    storage = make_storage(args.num_steps, args.num_envs, obs_dim, device)
+    envs.action_space.seed(args.seed)
+    obs, _ = envs.reset(seed=args.seed)
+    next_obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
+    global_step = 0
+    recent_returns = deque(maxlen=20)
+    num_iterations = args.expert_timesteps // args.batch_size
+    target, last_check = args.expert_target_return, -5  # target None: the whole budget (a stopped expert is noisier)
+    start_time = time.time()
+
+    for iteration in range(1, num_iterations + 1):
+        if stop.requested:
+            break
+        if args.anneal_lr:
+            frac = 1.0 - (iteration - 1.0) / num_iterations
+            optimizer.param_groups[0]["lr"] = frac * args.expert_learning_rate
+
+        # rollout
+        next_obs, global_step = collect_rollout(agent, envs, next_obs, storage, global_step, writer, recent_returns)
+
+        # advantages
+        advantages, returns = rollout_advantages(agent, next_obs, storage, args)
+
+        # update
+        batch = flatten_rollout(storage, advantages, returns)
+        stats = ppo_update(agent, optimizer, batch, args)
+
+        # logging
+        elapsed = time.time() - start_time
+        writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+        for key, value in stats.items():
+            writer.add_scalar(f"losses/{key}", value, global_step)
+        writer.add_scalar("charts/SPS", int(global_step / elapsed), global_step)
+        reached = False
+        if target is not None and len(recent_returns) == 20 and np.mean(recent_returns) >= target:
+            # a training mean can be a lucky streak: confirm with 20 fresh sampling episodes, at most every 5 iterations
+            if iteration >= last_check + 5:
+                last_check = iteration
+                check = run_episodes(agent.actor, args.env_id, 20, args.seed + 30_000, device).returns
+                reached = np.mean(check) >= target
+        if iteration % max(1, num_iterations // 10) == 0 or iteration == num_iterations or reached:
+            print_progress(global_step, args.expert_timesteps, recent_returns, elapsed, global_step, prefix="expert ")
+        if reached:
+            print(
+                f"expert: 20-episode mean return {np.mean(recent_returns):.1f} in training and "
+                f"{np.mean(check):.1f} in a check >= {target} at step {global_step}; training stops"
+            )
+            break
+    envs.close()
+    return agent.eval()
+
+
+def expert_demonstrations(args, run_name: str, writer, eval_episodes: int, device, stop):
+    """Demonstrations from the inline expert, saved as `runs/<run name>/demos.npz`, plus its evaluation.
+
+    Returns (obs, actions) of the sampled pairs, {mode: (returns, obs)} of the expert evaluated
+    greedily and by sampling, and the lengths of the demonstration episodes.
+    """
+    expert = train_expert(args, run_name, writer, device, stop) if args.expert_timesteps > 0 else None
+    logits_fn = None if expert is None else expert.actor
+    greedy_demos = args.expert_greedy_demos and expert is not None  # the random policy always samples
+    returns, lengths, obs, actions = run_episodes(
+        logits_fn, args.env_id, args.num_expert_episodes, args.seed + 20_000, device, greedy=greedy_demos
+    )
+    save_demonstrations(f"runs/{run_name}/demos.npz", obs, actions, returns, lengths)
+    print(f"{len(returns)} expert episodes ({len(actions)} pairs, return {np.mean(returns):.1f}) saved to demos.npz")
+    if expert is not None and args.save_model:
+        expert_file = {"script": SCRIPT, "expert": True, "model": expert.state_dict(), "args": vars(args)}
+        atomic_save(expert_file, f"runs/{run_name}/expert.pt")
+    evaluation = {}
+    for mode in ("greedy", "sampling"):
+        episodes = run_episodes(
+            logits_fn, args.env_id, eval_episodes, args.seed + 10_000, device, greedy=mode == "greedy"
+        )
+        evaluation[mode] = (episodes.returns, episodes.obs)
+        writer.add_scalar(f"charts/expert_return_{mode}", np.mean(episodes.returns), 0)
+    writer.add_scalar("charts/expert_demo_return", np.mean(returns), 0)
+    pairs = select_demonstrations(obs, actions, None, 1, args.num_expert_samples, args.seed)
+    return pairs, evaluation, np.asarray(lengths)
+
+
+def final_evaluation(
+    policy, args, num_episodes: int, expert_evaluation: dict, writer, step: int, run_name: str, device
+):
+    """The final policy, greedy and sampling, logged as `eval/final_return_<mode>`; the states it and
+    the expert visited are saved to `eval_states.npz` for comparison. Returns those arrays."""
+    states = {}
+    for mode in ("greedy", "sampling"):
+        episodes = run_episodes(policy, args.env_id, num_episodes, args.seed + 10_000, device, greedy=mode == "greedy")
+        writer.add_scalar(f"eval/final_return_{mode}", np.mean(episodes.returns), step)
+        states[f"learner_{mode}_obs"], states[f"learner_{mode}_returns"] = episodes.obs, np.asarray(episodes.returns)
+    for mode, (ev_returns, ev_obs) in expert_evaluation.items():
+        states[f"expert_{mode}_obs"], states[f"expert_{mode}_returns"] = ev_obs, np.asarray(ev_returns)
+    np.savez(f"runs/{run_name}/eval_states.npz", **states)
+    return states
+
+
+def describe(states: dict, prefix: str, expert_return: float) -> str:
+    """`"500.0 greedy / 498.3 sampling"` for the learner or the expert (a file: its demonstrations' return)."""
+    if f"{prefix}_greedy_returns" not in states:
+        return f"{expert_return:.1f} (demonstrations)"
+    return " / ".join(f"{np.mean(states[f'{prefix}_{m}_returns']):.1f} {m}" for m in ("greedy", "sampling"))
+
+
+def reward_threshold(env_id: str) -> Optional[float]:
+    """The env's registered reward threshold (475 for CartPole-v1), None when it has none."""
+    try:
+        return gym.spec(env_id).reward_threshold
+    except Exception:  # an id gym.spec cannot resolve without making the env
+        return None
+
+
+def validate_expert_args(args, batch_size: int) -> None:
+    if args.expert_data is None:
+        if args.expert_timesteps < 0:
+            fail(f"--expert-timesteps must be >= 0 (0: random policy), got {args.expert_timesteps}")
+        if 0 < args.expert_timesteps < batch_size:
+            fail(f"--expert-timesteps {args.expert_timesteps} is smaller than one PPO batch ({batch_size})")
+    if args.num_expert_episodes <= 0:
+        fail(f"--num-expert-episodes must be a positive integer, got {args.num_expert_episodes}")
+    if args.num_expert_samples < -1:
+        fail(f"--num-expert-samples must be positive, or 0 or -1 for all pairs, got {args.num_expert_samples}")
+
+
+def select_demonstrations(obs, actions, episode_lengths, num_episodes: int, num_samples: int, seed: int):
+    """The first `num_episodes` episodes (when their lengths are known), then `num_samples` pairs
+    drawn without replacement (all when `num_samples` <= 0 or larger than what there is)."""
+    if episode_lengths is not None:
+        n = int(np.sum(episode_lengths[:num_episodes]))
+        obs, actions = obs[:n], actions[:n]
+    if 0 < num_samples < len(actions):
+        index = np.sort(np.random.default_rng(seed).choice(len(actions), num_samples, replace=False))
+        obs, actions = obs[index], actions[index]
+    elif num_samples > len(actions):
+        print(f"note: only {len(actions)} expert pairs, fewer than --num-expert-samples {num_samples}; using all")
+    return obs, actions
+
+
+def load_demonstrations(path: str, obs_dim: int, num_actions: int, num_episodes: int) -> dict:
+    """Read and check an `--expert-data` file; every problem is a one-line user error. The file is an `.npz` with
+    `obs` (N x obs_dim, float32), `actions` (N, int64) and optionally `episode_returns` (float32, one per episode)
+    and `episode_lengths` (int64, summing to N). Of its pairs (its first `--num-expert-episodes` episodes when
+    `episode_lengths` is given), `--num-expert-samples` are drawn without replacement (0 or -1: all)."""
+    flag = f"--expert-data {path!r}"
+    if not os.path.isfile(path):
+        fail(f"{flag}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            demos = {key: np.asarray(data[key]) for key in data.files}
+    except Exception as e:  # not a zip, truncated, pickled objects, ...
+        fail(f"{flag} cannot be read as an .npz: {type(e).__name__}: {e}")
+    if "obs" not in demos or "actions" not in demos:
+        fail(f"{flag} needs arrays 'obs' and 'actions', found {sorted(demos)}")
+    obs, actions = demos["obs"], demos["actions"]
+    if obs.ndim != 2 or obs.shape[1] != obs_dim or not np.issubdtype(obs.dtype, np.number):
+        fail(f"{flag}: 'obs' must be a numeric N x {obs_dim} array for this env, got {obs.dtype} {obs.shape}")
+    if actions.ndim != 1 or len(actions) != len(obs) or not np.issubdtype(actions.dtype, np.integer):
+        fail(f"{flag}: 'actions' must be {len(obs)} integers (one per obs), got {actions.dtype} {actions.shape}")
+    if len(actions) == 0:
+        fail(f"{flag} holds no state-action pairs")
+    if not np.all(np.isfinite(obs)):
+        fail(f"{flag}: 'obs' holds NaN or infinite values")
+    if actions.min() < 0 or actions.max() >= num_actions:
+        fail(f"{flag}: actions must lie in [0, {num_actions}) for this env, found {actions.min()}..{actions.max()}")
+    lengths = demos.get("episode_lengths")
+    if lengths is not None:
+        if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.integer) or lengths.sum() != len(obs):
+            fail(f"{flag}: 'episode_lengths' must be integers summing to {len(obs)}")
+        if num_episodes > len(lengths):
+            fail(f"{flag} holds {len(lengths)} episodes, fewer than --num-expert-episodes {num_episodes}")
+    returns = demos.get("episode_returns")
+    if returns is not None and (returns.ndim != 1 or not np.issubdtype(returns.dtype, np.number)):
+        fail(f"{flag}: 'episode_returns' must be a 1-D numeric array")
+    return {
+        "obs": obs.astype(np.float32),
+        "actions": actions.astype(np.int64),
+        "episode_returns": None if returns is None else returns.astype(np.float32),
+        "episode_lengths": None if lengths is None else lengths.astype(np.int64),
+    }
+
+
+def max_episode_steps(env_id: str) -> Optional[int]:
+    """The env's registered time limit (500 for CartPole-v1), None when it has none."""
+    try:
+        return gym.spec(env_id).max_episode_steps
+    except Exception:  # an id gym.spec cannot resolve without making the env
+        return None
+
+
+def terminated_fraction(episode_lengths, max_episode_steps: Optional[int]) -> float:
+    """Absorbing-state samples per expert pair: episodes shorter than the time limit terminated.
+    Without episode lengths the demonstrations are taken to never terminate."""
+    if episode_lengths is None or len(episode_lengths) == 0:
+        return 0.0
+    lengths = np.asarray(episode_lengths)
+    terminated = lengths < max_episode_steps if max_episode_steps else np.ones(len(lengths), dtype=bool)
+    return float(terminated.sum() / lengths.sum())
+
+
+# ----------------------------------------------------------------------------------------------
+# Plumbing: argument checks, run directory and writer, seeding, stopping, saving, console.
+# The same code in every script (tests/test_consistency.py); nothing below is the algorithm.
+# ----------------------------------------------------------------------------------------------
+
+
+def fail(message: str) -> NoReturn:
+    """A user error: one `error:` line on stderr (a multi-line message is joined), exit status 2."""
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    sys.exit(2)
+
+
+def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
+    """The checks every script runs before anything is written: float flags finite, the seed within numpy's
+    seeding, the fields in `positive` > 0, in `non_negative` >= 0, in `at_most` ({name: bound}) within it,
+    a name that makes a file name, and the packages that `--track` and `--capture-video` need."""
+    checks = [(name, math.isfinite(v), "a finite number") for name, v in vars(args).items() if isinstance(v, float)]
+    checks += [("seed", 0 <= args.seed < 2**32, "in [0, 2**32)")]
+    checks += [(name, getattr(args, name) > 0, "positive") for name in positive]
+    checks += [(name, getattr(args, name) >= 0, ">= 0") for name in non_negative]
+    checks += [(name, getattr(args, name) <= bound, f"at most {bound}") for name, bound in (at_most or {}).items()]
+    for name, ok, what in checks:
+        if not ok:
+            fail(f"--{name.replace('_', '-')} must be {what}, got {getattr(args, name)}")
+    if not args.exp_name or "/" in args.exp_name or os.sep in args.exp_name or args.exp_name.startswith("."):
+        fail(f"--exp-name {args.exp_name!r} must be a plain file name (no '/', not starting with '.')")
+    if args.track and importlib.util.find_spec("wandb") is None:
+        fail("--track needs Weights and Biases: pip install wandb")
+    if args.capture_video and None in (importlib.util.find_spec("moviepy"), importlib.util.find_spec("pygame")):
+        fail('--capture-video needs moviepy and pygame: pip install -e ".[video]"')
+
+
+def make_run_name(args) -> str:
+    safe_env_id = args.env_id.replace("/", "-").replace(":", "-")
+    return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+
+
+def make_writer(args, run_name: str, purge_step: Optional[int] = None) -> SummaryWriter:
+    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer, with the
+    hyper-parameters as a text table first. A resumed run gives `purge_step`: its directory exists, and
+    TensorBoard drops the points the interrupted run logged from that step on."""
+    try:
+        os.makedirs(f"runs/{run_name}", exist_ok=purge_step is not None)
+    except OSError as e:  # it exists, `runs` is a file, or a directory we may not write to
+        fail(f"cannot write the run directory 'runs/{run_name}': {e.strerror or e}")
+    if args.track:
+        import wandb
+
+        wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
+    writer = SummaryWriter(f"runs/{run_name}", purge_step=purge_step)
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|" + "".join(f"\n|{k}|{v}|" for k, v in vars(args).items()))
+    return writer
+
+
+def seed_everything(seed: int, torch_deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = torch_deterministic
+
+
+class StopFlag:
+    """Ctrl-C (SIGINT) and SIGTERM ask the loop to stop at the end of the current iteration, so that no
+    optimizer step is cut in half and the results are saved; the script then exits 130. A second signal
+    aborts at once, except while the results are being saved."""
+
+    def __init__(self):
+        self.requested = self.saving = False
+        signal.signal(signal.SIGINT, self)
+        signal.signal(signal.SIGTERM, self)
+
+    def __call__(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.saving:
+            print(f"{name}: still saving, please wait", file=sys.stderr, flush=True)
+        elif self.requested:
+            print(f"{name}: aborting", file=sys.stderr, flush=True)
+            sys.exit(130)
+        else:
+            self.requested = True
+            print(f"{name}: stopping after this iteration (again to abort)", file=sys.stderr, flush=True)
+
+
+def atomic_save(obj: dict, path: str) -> None:
+    """Write to a temporary file, then rename: a half-written file never replaces a good one."""
+    torch.save(obj, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def load_saved(path: str, env_id: str) -> dict:
+    """A `--save-model` file or checkpoint of this script for `env_id`; a missing, unreadable or foreign file is a user error."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        fail(f"{path!r}: no such file")
+    except Exception as e:  # a directory, not a torch file, truncated, pickled objects
+        fail(f"{path!r} cannot be read as a saved model: {type(e).__name__}: {e}")
+    found = saved.get("script") if isinstance(saved, dict) else None
+    if found != SCRIPT or "model" not in saved:
+        fail(f"{path!r} was not saved by {SCRIPT}.py (its script: {found or 'unknown'})")
+    if saved["args"]["env_id"] != env_id:
+        fail(f"{path!r} was trained on {saved['args']['env_id']}; add --env-id {saved['args']['env_id']}")
+    return saved
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def print_progress(
+    global_step: int, total_steps: int, recent_returns, elapsed: float, steps_run: int, prefix=""
+) -> None:
+    """The console's progress line: the step, the mean of the last 20 returns, the speed, time spent and left."""
+    mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
+    sps, left = int(steps_run / max(elapsed, 1e-9)), elapsed / max(steps_run, 1) * (total_steps - global_step)
+    print(
+        f"{prefix}step {global_step:>9d}/{total_steps} | return(20) {mean_return} | "
+        f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
+        flush=True,
+    )
+
+
+def finish_run(writer, args, stop: StopFlag) -> None:
+    """The run's closing tail: the writer (and Weights and Biases) closed, then exit 130 after a signal."""
     writer.close()
     if args.track:
         import wandb
@@ -1031,3 +923,125 @@ if __name__ == "__main__":
         wandb.finish()
     if stop.requested:
         sys.exit(130)
+
+
+def print_scores(returns: list, lengths: list) -> None:
+    """`--play`'s console report: one line per episode, then the mean."""
+    for i, (ret, length) in enumerate(zip(returns, lengths), start=1):
+        print(f"episode {i}: score {ret:g}, length {length}")
+    if returns:
+        print(f"mean score over {len(returns)} episodes: {np.mean(returns):.2f} ± {np.std(returns):.2f}")
+
+
+def validate_args(args: Args) -> None:
+    check_args(
+        args,
+        positive=["total_timesteps", "learning_rate", "num_envs", "num_steps", "num_minibatches", "update_epochs"]
+        + ["clip_coef", "max_grad_norm", "torch_threads", "eval_episodes", "expert_learning_rate"]
+        + ["discriminator_lr", "discriminator_hidden", "discriminator_epochs"],
+        at_most={"num_envs": 1024, "num_steps": 1_000_000},
+    )
+    batch_size = args.num_envs * args.num_steps
+    if batch_size % args.num_minibatches != 0:
+        fail(f"--num-minibatches {args.num_minibatches} does not divide the batch num_envs x num_steps = {batch_size}")
+    if args.total_timesteps < batch_size and not args.play:
+        fail(f"--total-timesteps {args.total_timesteps} is smaller than one batch ({batch_size})")
+    if not 0.0 < args.gamma <= 1.0 or not 0.0 <= args.gae_lambda <= 1.0:
+        fail("--gamma must be in (0, 1] and --gae-lambda in [0, 1]")
+    validate_expert_args(args, batch_size)
+    if args.absorbing and args.gamma >= 1.0:
+        fail("--absorbing needs --gamma < 1 (the absorbing state's value is r / (1 - gamma))")
+
+
+def check_env(env_id: str) -> tuple[int, int]:
+    """Build the env once to check that it exists and that its spaces are supported; returns (obs_dim, num_actions)."""
+    try:
+        env = gym.make(env_id)
+    except Exception as e:  # unknown id, missing module, env constructor error
+        fail(f"--env-id {env_id!r} cannot be made: {type(e).__name__}: {e}")
+    action_space, observation_space = env.action_space, env.observation_space
+    env.close()
+    if not isinstance(action_space, gym.spaces.Discrete):
+        fail(f"--env-id {env_id!r} has action space {action_space}; this script needs Discrete actions")
+    if not isinstance(observation_space, gym.spaces.Box):
+        fail(f"--env-id {env_id!r} has observation space {observation_space}; this script needs a Box")
+    return int(np.prod(observation_space.shape)), int(action_space.n)
+
+
+class Episodes(NamedTuple):
+    """What `run_episodes` played: each episode's return and length, each step's observation and action."""
+
+    returns: list
+    lengths: list
+    obs: np.ndarray
+    actions: np.ndarray
+
+
+@torch.no_grad()
+def run_episodes(
+    policy, env_id: str, num_episodes: int, seed: int, device, greedy: bool = False, video_folder=None, stop=None
+):
+    """Play whole episodes with `policy(obs) -> logits` (None: uniform random). With `video_folder`, every
+    episode is recorded there as MP4; a `stop` flag that is raised ends the run after an episode."""
+    if video_folder:  # only then a render mode: an env of your own need not take the argument
+        env = gym.make(env_id, render_mode="rgb_array")
+        env = gym.wrappers.RecordVideo(env, video_folder, episode_trigger=lambda episode: True)
+    else:
+        env = gym.make(env_id)
+    if len(env.observation_space.shape) != 1:
+        env = gym.wrappers.FlattenObservation(env)
+    returns, lengths, all_obs, all_actions = [], [], [], []
+    for episode in range(num_episodes):
+        if stop is not None and stop.requested:
+            break
+        obs, _ = env.reset(seed=seed + episode)
+        done, ep_return, ep_length = False, 0.0, 0
+        while not done:
+            x = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
+            logits = torch.zeros(1, env.action_space.n, device=device) if policy is None else policy(x)
+            action = logits.argmax(dim=1) if greedy else torch.multinomial(logits.softmax(-1), 1)
+            all_obs.append(np.asarray(obs, dtype=np.float32))
+            all_actions.append(int(action.item()))
+            obs, reward, terminated, truncated, _ = env.step(int(action.item()))
+            done = terminated or truncated
+            ep_return += float(reward)
+            ep_length += 1
+        returns.append(ep_return)
+        lengths.append(ep_length)
+    env.close()
+    obs_array = np.stack(all_obs) if all_obs else np.zeros((0,) + env.observation_space.shape, np.float32)
+    return Episodes(returns, lengths, obs_array, np.asarray(all_actions, dtype=np.int64))
+
+
+def save_demonstrations(path: str, obs, actions, episode_returns, episode_lengths) -> None:
+    """Demonstrations as an `.npz` (obs, actions, episode_returns, episode_lengths), written atomically."""
+    obs, actions = np.asarray(obs, np.float32), np.asarray(actions, np.int64)
+    returns, lengths = np.asarray(episode_returns, np.float32), np.asarray(episode_lengths, np.int64)
+    np.savez(path + ".tmp.npz", obs=obs, actions=actions, episode_returns=returns, episode_lengths=lengths)
+    os.replace(path + ".tmp.npz", path)
+
+
+def save_agent(agent: nn.Module, discriminator: nn.Module, args: Args, path: str) -> None:
+    model = {"script": SCRIPT, "model": agent.state_dict(), "discriminator": discriminator.state_dict()}
+    atomic_save({**model, "args": vars(args)}, path)
+
+
+def play_saved(args: Args, stop: StopFlag, obs_dim: int, num_actions: int) -> None:
+    """`--play`: the saved generator (or a saved `expert.pt`) plays `--eval-episodes` whole
+    episodes; nothing is written but videos."""
+    agent = Agent(obs_dim, num_actions)
+    try:
+        agent.load_state_dict(load_saved(args.play, args.env_id)["model"])
+    except RuntimeError as e:  # another network shape
+        fail(f"{args.play!r} does not fit this env's network: {e}")
+    video_folder = f"videos/{make_run_name(args)}__play" if args.capture_video else None
+    returns, lengths, _, _ = run_episodes(
+        agent.eval().actor, args.env_id, args.eval_episodes, args.seed, "cpu", args.greedy, video_folder, stop
+    )
+    print_scores(returns, lengths)
+    if video_folder:
+        print(f"videos saved to {video_folder}/")
+
+
+if __name__ == "__main__":
+    main()

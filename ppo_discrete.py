@@ -519,12 +519,14 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def print_progress(global_step: int, total_steps: int, recent_returns, elapsed: float, steps_run: int) -> None:
+def print_progress(
+    global_step: int, total_steps: int, recent_returns, elapsed: float, steps_run: int, prefix=""
+) -> None:
     """The console's progress line: the step, the mean of the last 20 returns, the speed, time spent and left."""
     mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
     sps, left = int(steps_run / max(elapsed, 1e-9)), elapsed / max(steps_run, 1) * (total_steps - global_step)
     print(
-        f"step {global_step:>9d}/{total_steps} | return(20) {mean_return} | "
+        f"{prefix}step {global_step:>9d}/{total_steps} | return(20) {mean_return} | "
         f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
         flush=True,
     )
