@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, Optional
 
 import ale_py
 import gymnasium as gym
@@ -90,25 +90,6 @@ def make_vector_env(args, run_name: str) -> gym.vector.VectorEnv:
     return gym.wrappers.vector.RecordEpisodeStatistics(envs)
 
 
-def episode_quotas(num_episodes: int, num_envs: int) -> np.ndarray:
-    """How many episodes each environment plays: an even split, fixed before the run starts.
-
-    Counting the first `num_episodes` episodes to finish, whichever env they come from, would
-    over-sample short episodes; a share fixed in advance keeps every episode an unbiased sample.
-    """
-    return np.array([num_episodes // num_envs + (i < num_episodes % num_envs) for i in range(num_envs)])
-
-
-def sample_actions(envs, actions, since_sampled: np.ndarray, action_repeat: int):
-    """Uniform random actions; with `action_repeat` > 1 an env keeps its action for that many steps."""
-    fresh = envs.action_space.sample()
-    if action_repeat == 1 or actions is None:
-        return fresh
-    resample = since_sampled % action_repeat == 0
-    mask = resample.reshape((-1,) + (1,) * (np.ndim(fresh) - 1))
-    return np.where(mask, fresh, actions)
-
-
 def run_episodes(envs, num_episodes: int, action_repeat: int = 1, on_episode=None, stop=None):
     """Play exactly `num_episodes` whole episodes with uniformly random actions.
 
@@ -138,8 +119,64 @@ def run_episodes(envs, num_episodes: int, action_repeat: int = 1, on_episode=Non
     return finished
 
 
+def episode_quotas(num_episodes: int, num_envs: int) -> np.ndarray:
+    """How many episodes each environment plays: an even split, fixed before the run starts.
+
+    Counting the first `num_episodes` episodes to finish, whichever env they come from, would
+    over-sample short episodes; a share fixed in advance keeps every episode an unbiased sample.
+    """
+    return np.array([num_episodes // num_envs + (i < num_episodes % num_envs) for i in range(num_envs)])
+
+
+def sample_actions(envs, actions, since_sampled: np.ndarray, action_repeat: int):
+    """Uniform random actions; with `action_repeat` > 1 an env keeps its action for that many steps."""
+    fresh = envs.action_space.sample()
+    if action_repeat == 1 or actions is None:
+        return fresh
+    resample = since_sampled % action_repeat == 0
+    mask = resample.reshape((-1,) + (1,) * (np.ndim(fresh) - 1))
+    return np.where(mask, fresh, actions)
+
+
+def main() -> None:
+    args = tyro.cli(Args)
+    stop = StopFlag()
+    validate_args(args)
+    gym.register_envs(ale_py)
+    check_env(args.env_id)
+    run_name = make_run_name(args)
+    writer = make_writer(args, run_name)
+
+    # seeding
+    seed_everything(args.seed, args.torch_deterministic)
+
+    # env setup
+    envs = make_vector_env(args, run_name)
+    envs.action_space.seed(args.seed)
+    envs.reset(seed=args.seed)
+
+    # rollout: every counted episode is logged as it ends
+    logger = EpisodeLogger(writer, args.num_episodes, args.moving_average_window, time.time())
+    run_episodes(envs, args.num_episodes, args.action_repeat, on_episode=logger, stop=stop)
+
+    # logging
+    if logger.returns:
+        line = summary_line(logger.returns)
+        writer.add_text("summary", line)
+        print(line)
+
+    # shutdown
+    stop.saving = True
+    envs.close()
+    if args.save_model:
+        model_path = f"runs/{run_name}/{args.exp_name}.pt"
+        save_summary(args, logger.returns, logger.lengths, model_path)
+        print(f"episode returns saved to {model_path} (a random policy has no weights)")
+    finish_run(writer, args, stop)
+
+
 # ----------------------------------------------------------------------------------------------
-# Plumbing: argument checks, run directory and writer, seeding, saving, stopping, console.
+# Plumbing: argument checks, run directory and writer, seeding, stopping, saving, console.
 # The same code in every script (tests/test_consistency.py); nothing below is the algorithm.
 # ----------------------------------------------------------------------------------------------
 
@@ -151,30 +188,19 @@ def fail(message: str) -> NoReturn:
 
 
 def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
-    """The checks every script runs before anything is written: float flags are finite, the seed
-    fits numpy's seeding, the name makes a file name, the fields in `positive` are > 0, those in
-    `non_negative` >= 0, those in `at_most` ({name: bound}) no larger than their bound, and the
-    packages that `--track` and `--capture-video` need are installed."""
-
-    def flag(name):
-        return "--" + name.replace("_", "-")
-
-    for name, value in vars(args).items():
-        if isinstance(value, float) and not math.isfinite(value):
-            fail(f"{flag(name)} must be a finite number, got {value}")
-    if not 0 <= args.seed < 2**32:
-        fail(f"--seed must be in [0, 2**32), got {args.seed}")
+    """The checks every script runs before anything is written: float flags finite, the seed within numpy's
+    seeding, the fields in `positive` > 0, in `non_negative` >= 0, in `at_most` ({name: bound}) within it,
+    a name that makes a file name, and the packages that `--track` and `--capture-video` need."""
+    checks = [(name, math.isfinite(v), "a finite number") for name, v in vars(args).items() if isinstance(v, float)]
+    checks += [("seed", 0 <= args.seed < 2**32, "in [0, 2**32)")]
+    checks += [(name, getattr(args, name) > 0, "positive") for name in positive]
+    checks += [(name, getattr(args, name) >= 0, ">= 0") for name in non_negative]
+    checks += [(name, getattr(args, name) <= bound, f"at most {bound}") for name, bound in (at_most or {}).items()]
+    for name, ok, what in checks:
+        if not ok:
+            fail(f"--{name.replace('_', '-')} must be {what}, got {getattr(args, name)}")
     if not args.exp_name or "/" in args.exp_name or os.sep in args.exp_name or args.exp_name.startswith("."):
         fail(f"--exp-name {args.exp_name!r} must be a plain file name (no '/', not starting with '.')")
-    for name in positive:
-        if getattr(args, name) <= 0:
-            fail(f"{flag(name)} must be positive, got {getattr(args, name)}")
-    for name in non_negative:
-        if getattr(args, name) < 0:
-            fail(f"{flag(name)} must be >= 0, got {getattr(args, name)}")
-    for name, bound in (at_most or {}).items():
-        if getattr(args, name) > bound:
-            fail(f"{flag(name)} {getattr(args, name)} is more than this script allows ({bound})")
     if args.track and importlib.util.find_spec("wandb") is None:
         fail("--track needs Weights and Biases: pip install wandb")
     if args.capture_video and None in (importlib.util.find_spec("moviepy"), importlib.util.find_spec("pygame")):
@@ -186,21 +212,20 @@ def make_run_name(args) -> str:
     return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
 
 
-def make_writer(args, run_name: str) -> SummaryWriter:
-    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer,
-    with the hyper-parameters as a text table first."""
-    run_dir = f"runs/{run_name}"
+def make_writer(args, run_name: str, purge_step: Optional[int] = None) -> SummaryWriter:
+    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer, with the
+    hyper-parameters as a text table first. A resumed run gives `purge_step`: its directory exists, and
+    TensorBoard drops the points the interrupted run logged from that step on."""
     try:
-        os.makedirs(run_dir)
-    except OSError as e:  # `runs` is a file, or a directory we may not write to
-        fail(f"cannot write the run directory {run_dir!r}: {e.strerror or e}")
+        os.makedirs(f"runs/{run_name}", exist_ok=purge_step is not None)
+    except OSError as e:  # it exists, `runs` is a file, or a directory we may not write to
+        fail(f"cannot write the run directory 'runs/{run_name}': {e.strerror or e}")
     if args.track:
         import wandb
 
         wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
-    writer = SummaryWriter(run_dir)
-    table = "".join(f"\n|{key}|{value}|" for key, value in vars(args).items())
-    writer.add_text("hyperparameters", f"|param|value|\n|-|-|{table}")
+    writer = SummaryWriter(f"runs/{run_name}", purge_step=purge_step)
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|" + "".join(f"\n|{k}|{v}|" for k, v in vars(args).items()))
     return writer
 
 
@@ -212,13 +237,12 @@ def seed_everything(seed: int, torch_deterministic: bool) -> None:
 
 
 class StopFlag:
-    """Ctrl-C (SIGINT) and SIGTERM ask the loop to stop at the end of the current iteration, so
-    that no optimizer step is cut in half, the writer is closed and the model saved; the script
-    then exits 130. A second signal aborts at once, except while the results are being saved."""
+    """Ctrl-C (SIGINT) and SIGTERM ask the loop to stop at the end of the current iteration, so that no
+    optimizer step is cut in half and the results are saved; the script then exits 130. A second signal
+    aborts at once, except while the results are being saved."""
 
     def __init__(self):
-        self.requested = False
-        self.saving = False
+        self.requested = self.saving = False
         signal.signal(signal.SIGINT, self)
         signal.signal(signal.SIGTERM, self)
 
@@ -240,26 +264,20 @@ def atomic_save(obj: dict, path: str) -> None:
     os.replace(path + ".tmp", path)
 
 
-def load_saved(path: str, env_id: str) -> dict:
-    """A `--save-model` file or checkpoint written by this script for `env_id`, for `--play` or
-    `--resume`; a missing, unreadable or foreign file is a user error."""
-    if not os.path.isfile(path):
-        fail(f"{path!r}: no such file")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # not a torch file, truncated, pickled objects
-        fail(f"{path!r} cannot be read as a saved model: {type(e).__name__}: {e}")
-    if not isinstance(saved, dict) or saved.get("script") != SCRIPT or "model" not in saved:
-        found = saved.get("script") if isinstance(saved, dict) else None
-        fail(f"{path!r} was not saved by {SCRIPT}.py (its script: {found or 'unknown'})")
-    if saved["args"]["env_id"] != env_id:
-        fail(f"{path!r} was trained on {saved['args']['env_id']}; add --env-id {saved['args']['env_id']}")
-    return saved
-
-
 def format_seconds(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def finish_run(writer, args, stop: StopFlag) -> None:
+    """The run's closing tail: the writer (and Weights and Biases) closed, then exit 130 after a signal."""
+    writer.close()
+    if args.track:
+        import wandb
+
+        wandb.finish()
+    if stop.requested:
+        sys.exit(130)
 
 
 def validate_args(args: Args) -> None:
@@ -332,46 +350,4 @@ class EpisodeLogger:
 
 
 if __name__ == "__main__":
-    args = tyro.cli(Args)
-    stop = StopFlag()
-    validate_args(args)
-    gym.register_envs(ale_py)
-    check_env(args.env_id)
-    run_name = make_run_name(args)
-    writer = make_writer(args, run_name)
-
-    # seeding
-    seed_everything(args.seed, args.torch_deterministic)
-
-    # env setup
-    envs = make_vector_env(args, run_name)
-    envs.action_space.seed(args.seed)
-    envs.reset(seed=args.seed)
-    model_path = f"runs/{run_name}/{args.exp_name}.pt"
-
-    # storage
-    start_time = time.time()
-    logger = EpisodeLogger(writer, args.num_episodes, args.moving_average_window, start_time)
-
-    # rollout
-    run_episodes(envs, args.num_episodes, args.action_repeat, on_episode=logger, stop=stop)
-
-    # logging
-    if logger.returns:
-        line = summary_line(logger.returns)
-        writer.add_text("summary", line)
-        print(line)
-
-    # shutdown
-    stop.saving = True
-    envs.close()
-    if args.save_model:
-        save_summary(args, logger.returns, logger.lengths, model_path)
-        print(f"episode returns saved to {model_path} (a random policy has no weights)")
-    writer.close()
-    if args.track:
-        import wandb
-
-        wandb.finish()
-    if stop.requested:
-        sys.exit(130)
+    main()
