@@ -1,4 +1,5 @@
-"""The code that several scripts share is compared by AST and must be identical.
+"""The code that several scripts share must be identical, as source text with its comments, and every
+script keeps the one reading order (CONTRIBUTING.md): the algorithm, `def main`, then the plumbing.
 
 This keeps the single files diffable as they multiply: a shared block changed in one script only
 fails here, naming the script that drifted (CONTRIBUTING.md lists the blocks and their owners).
@@ -18,19 +19,17 @@ IMITATION = ["bc_cartpole.py", "gail_cartpole.py"]
 ACTOR_CRITIC = ["ppo_discrete.py", "a2c_atari_lstm.py", "a3c_pong_hogwild.py", "bc_cartpole.py", "gail_cartpole.py"]
 
 # (definitions, the scripts that must hold identical copies of each); the first script is the reference
+PLUMBING = ["fail", "check_args", "make_run_name", "make_writer", "seed_everything", "StopFlag", "atomic_save"]
+PLUMBING += ["format_seconds", "finish_run"]
 SHARED = [
-    (
-        ["fail", "check_args", "make_run_name", "make_writer", "seed_everything", "StopFlag", "atomic_save"]
-        + ["load_saved", "format_seconds"],
-        SCRIPTS,
-    ),
-    (["print_scores"], LEARNING),
+    (PLUMBING, SCRIPTS),
+    (["load_saved", "print_progress", "print_scores"], LEARNING),
     (["compute_gae"], ACTOR_CRITIC),
     (["sample_actions", "given_flags", "check_compile"], ["a2c_atari_lstm.py", "a3c_pong_hogwild.py"]),
     (
         ["make_env", "make_vector_env", "layer_init", "Agent", "ppo_losses", "ppo_update", "make_storage"]
         + ["collect_rollout", "rollout_advantages", "flatten_rollout", "log_episode_stats", "check_env"]
-        + ["run_episodes", "save_demonstrations"],
+        + ["Episodes", "run_episodes", "save_demonstrations"],
         PPO_FAMILY,
     ),
     (
@@ -46,7 +45,29 @@ PPO_FIELDS += ["norm_adv", "clip_coef", "clip_vloss", "ent_coef", "vf_coef", "ma
 PPO_FIELDS += ["torch_threads"]
 EXPERT_FIELDS = ["expert_data", "expert_learning_rate", "expert_timesteps", "expert_target_return"]
 EXPERT_FIELDS += ["num_expert_episodes", "num_expert_samples"]
-SECTION_MARKERS = ["# seeding", "# env setup", "# storage", "# rollout", "# logging", "# shutdown"]
+# the section comments of each `main`, in order: only the stages the script has
+ALL_STAGES = [
+    "# seeding",
+    "# env setup",
+    "# storage",
+    "# rollout",
+    "# advantages",
+    "# update",
+    "# logging",
+    "# shutdown",
+]
+SECTIONS = {script: ALL_STAGES for script in ["ppo_discrete.py", "a2c_atari_lstm.py", "gail_cartpole.py"]}
+SECTIONS["bc_cartpole.py"] = [
+    "# seeding",
+    "# env setup",
+    "# storage",
+    "# rollout",
+    "# update",
+    "# logging",
+    "# shutdown",
+]
+SECTIONS["a3c_pong_hogwild.py"] = ["# seeding", "# env setup", "# rollout", "# logging", "# shutdown"]
+SECTIONS["random_baseline.py"] = ["# seeding", "# env setup", "# rollout", "# logging", "# shutdown"]
 
 
 def parse(script: str) -> ast.Module:
@@ -66,8 +87,17 @@ def args_fields(script: str) -> dict[str, tuple[str, str]]:
 
 
 def definitions(script: str) -> dict[str, str]:
-    nodes = (ast.FunctionDef, ast.ClassDef)
-    return {n.name: ast.dump(n) for n in parse(script).body if isinstance(n, nodes)}
+    """{name: source text} of each top-level function and class: its decorators, its comments, and the
+    comment lines right above it."""
+    lines = (ROOT / script).read_text().splitlines()
+    out = {}
+    for node in parse(script).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
+            while start > 0 and lines[start - 1].startswith("# ") and not lines[start - 1].startswith("# ---"):
+                start -= 1
+            out[node.name] = "\n".join(lines[start : node.end_lineno])
+    return out
 
 
 SHARED_CASES = [(name, s, scripts[0]) for names, scripts in SHARED for name in names for s in scripts[1:]]
@@ -106,28 +136,51 @@ def test_ppo_and_expert_fields_identical(script):
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_plumbing_after_the_algorithm(script):
-    """The reader meets the network before any plumbing: `fail` comes after every nn.Module."""
+def test_one_reading_direction(script):
+    """Args, the networks and the algorithm, then `def main`, then the plumbing banner and every shared
+    plumbing definition, and `if __name__ == "__main__": main()` last."""
+    text = (ROOT / script).read_text()
     body = parse(script).body
     line = {n.name: n.lineno for n in body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    banner = next(i for i, s in enumerate(text.splitlines(), 1) if s.startswith("# Plumbing"))
     modules = [
-        n.lineno
-        for n in body
-        if isinstance(n, ast.ClassDef) and any(getattr(b, "attr", "") == "Module" for b in n.bases)
+        n.lineno for n in body if isinstance(n, ast.ClassDef) and any(ast.unparse(b) == "nn.Module" for b in n.bases)
     ]
-    assert all(at < line["fail"] for at in modules)
+    assert line["Args"] < line["main"] < banner
+    assert all(at < line["main"] for at in modules) or script in IMITATION  # bc, gail: the expert's after the loop
+    assert all(banner < line[name] for names, _ in SHARED[:2] for name in names if name in line)
+    last = body[-1]
+    assert isinstance(last, ast.If) and ast.unparse(last) == "if __name__ == '__main__':\n    main()"
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_section_markers_in_order(script):
-    text = (ROOT / script).read_text()
-    main_at = text.find('if __name__ == "__main__":')
-    assert main_at >= 0
-    positions = [text.find(marker, main_at) for marker in SECTION_MARKERS]
-    assert all(p >= 0 for p in positions), (
-        f"missing markers: {[m for m, p in zip(SECTION_MARKERS, positions) if p < 0]}"
-    )
-    assert positions == sorted(positions), "section markers out of order"
+def test_section_comments_in_order(script):
+    """`main` marks each stage it has with its section comment, in order, and each marks code: no
+    placeholder comment with nothing under it."""
+    main = next(n for n in parse(script).body if isinstance(n, ast.FunctionDef) and n.name == "main")
+    lines = (ROOT / script).read_text().splitlines()[main.lineno - 1 : main.end_lineno]
+    found = [(i, s.strip()) for i, s in enumerate(lines) if s.strip().startswith("# ")]
+    stages = [
+        (i, c) for i, c in found if any(c == m or c.startswith(m + ":") or c.startswith(m + " ") for m in ALL_STAGES)
+    ]
+    names = [next(m for m in ALL_STAGES if c == m or c.startswith(m + ":") or c.startswith(m + " ")) for _, c in stages]
+    assert names == SECTIONS[script]
+    for i, _ in stages:
+        nxt = lines[i + 1].strip()
+        assert nxt and not nxt.startswith("#"), f"{script}: {lines[i].strip()!r} marks no code"
+
+
+def test_reading_figures_meet_the_targets():
+    """`python -m benchmarks.reading`: the loop starts early, no plumbing before it, at most 2 reversals."""
+    from benchmarks.reading import figures
+
+    targets = {"ppo_discrete.py": 340, "a2c_atari_lstm.py": 430, "a3c_pong_hogwild.py": 530}
+    targets.update({"bc_cartpole.py": 430, "gail_cartpole.py": 490, "random_baseline.py": 160})
+    for script, loop_by in targets.items():
+        f = figures(ROOT / script)
+        assert f["loop"] <= loop_by and f["plumbing"] == 0 and f["reversals"] <= 2, (script, f)
+    assert figures(ROOT / "bc_cartpole.py")["defined"]["PolicyNet"] < 200
+    assert figures(ROOT / "gail_cartpole.py")["defined"]["Discriminator"] < 200
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
