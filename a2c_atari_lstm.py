@@ -12,7 +12,6 @@ Usage:
     python a2c_atari_lstm.py --resume runs/<run name>/checkpoint.pt --total-timesteps 20000000
     python a2c_atari_lstm.py --save-model --eval-episodes 10      # save, then play 10 whole games
     python a2c_atari_lstm.py --play runs/<run name>/a2c_atari_lstm.pt   # watch a saved model play
-    python a2c_atari_lstm.py --overlap       # half the games step while the network acts for the other half
     torchrun --standalone --nproc-per-node 2 a2c_atari_lstm.py    # data-parallel: 2 ranks x 8 games
 """
 
@@ -84,8 +83,6 @@ class Args:
     """`adam`, the article's; `rmsprop` (alpha 0.99, eps 1e-5), the usual A2C optimizer (with `--learning-rate 7e-4`)"""
     actor_init_std: float = 1.0
     """the scale of the actor head's initial orthogonal weights (1.0, the article's; a3c_pong_hogwild.py uses 0.01)"""
-    overlap: bool = False
-    """if toggled, the games run as two vector envs of half the games each: one steps while the network acts for the other (native backend)"""
     env_backend: Literal["ale", "gymnasium"] = "ale"
     """`ale`: ale-py's native C++ vector env; `gymnasium`: gymnasium wrappers in a SyncVectorEnv"""
     checkpoint_interval: int = 1_000_000
@@ -200,18 +197,8 @@ class AtariGames:
         self.game_return, self.game_length = np.zeros(self.num_envs), np.zeros(self.num_envs, dtype=np.int64)
         return obs
 
-    def send(self, actions: np.ndarray) -> None:
-        """Start a step: the native env steps its games in its own threads until `recv`."""
-        if self.backend == "ale":
-            self.envs.send(actions)
-        else:
-            self.actions = actions
-
-    def recv(self):
-        if self.backend == "ale":
-            obs, reward, terminated, truncated, info = self.envs.recv()
-        else:
-            obs, reward, terminated, truncated, info = self.envs.step(self.actions)
+    def step(self, actions: np.ndarray):
+        obs, reward, terminated, truncated, info = self.envs.step(actions)
         lives = np.asarray(info["lives"])
         life_lost = lives < self.lives  # a reset game reports its new (higher or equal) lives
         if self.backend == "ale":
@@ -227,10 +214,6 @@ class AtariGames:
         ended = (self.game_return[game_over].copy(), self.game_length[game_over].copy())
         self.game_return[game_over], self.game_length[game_over] = 0, 0
         return obs, reward, terminated, truncated, info, ended
-
-    def step(self, actions: np.ndarray):
-        self.send(actions)
-        return self.recv()
 
     def final_obs(self, info: dict, indices: np.ndarray) -> np.ndarray:
         return np.stack([info["final_obs"][i] for i in indices])
@@ -271,6 +254,52 @@ class Agent(nn.Module):
         x = (obs.float() / 255.0).contiguous(memory_format=torch.channels_last)
         h, c = self.lstm(self.convs(x), state)
         return self.actor(h), self.critic(h).squeeze(-1), (h, c)
+
+
+def make_storage(num_steps: int, num_envs: int, device: torch.device) -> dict:
+    def zeros(dtype=torch.float32):
+        return torch.zeros((num_steps, num_envs), dtype=dtype, device=device)
+
+    return {"actions": zeros(torch.long), "rewards": zeros(), "dones": zeros(), "final_values": zeros()}
+
+
+def collect_rollout(agent, games, next_obs, state, storage, global_step, writer, recent_returns, device, world_size=1):
+    """Step the games `num_steps` times, filling `storage` in place; returns the rollout's logits and
+    values WITH their graph, so the loss differentiates the very forward pass that chose the actions.
+    The LSTM state is detached first (truncated BPTT over `num_steps`), and zeroed for the games whose
+    episode ended, after a truncated game's final observation has been valued with its own state.
+    Rewards are clipped to [-1, 1] for training; whole-game raw scores are logged. `global_step` counts the
+    steps of all `world_size` ranks' games (data-parallel under torchrun)."""
+    num_steps, num_envs = storage["rewards"].shape
+    state = (state[0].detach(), state[1].detach())
+    all_logits, all_values = [], []
+    for step in range(num_steps):
+        global_step += num_envs * world_size
+        logits, value, state = agent.step(next_obs, state)
+        all_logits.append(logits)
+        all_values.append(value)
+        with torch.no_grad():
+            action = sample_actions(logits)
+        storage["actions"][step] = action
+        next_obs, reward, terminated, truncated, infos, (game_returns, game_lengths) = games.step(action.cpu().numpy())
+        storage["rewards"][step] = torch.as_tensor(np.clip(reward, -1.0, 1.0), dtype=torch.float32, device=device)
+        dones = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=device)
+        storage["dones"][step] = dones
+        final_values = torch.zeros(num_envs, device=device)
+        truncated_only = np.flatnonzero(truncated & ~terminated)
+        if len(truncated_only):
+            with torch.no_grad():
+                idx = torch.as_tensor(truncated_only, device=device)
+                final_obs = torch.as_tensor(games.final_obs(infos, truncated_only), device=device)
+                final_values[idx] = agent.step(final_obs, (state[0][idx], state[1][idx]))[1]
+        storage["final_values"][step] = final_values
+        state = reset_lstm_state(state, dones)
+        next_obs = torch.as_tensor(next_obs, device=device)
+        for game_return, game_length in zip(game_returns, game_lengths):
+            writer.add_scalar("charts/episodic_return", float(game_return), global_step)
+            writer.add_scalar("charts/episodic_length", int(game_length), global_step)
+            recent_returns.append(float(game_return))
+    return next_obs, state, global_step, torch.stack(all_logits), torch.stack(all_values)
 
 
 # one action per row of logits, drawn from the policy: `Categorical(logits=logits).sample()`, cheaper
@@ -316,74 +345,133 @@ def a2c_loss(logits, values, actions, returns, ent_coef: float, vf_coef: float):
     return policy_loss - ent_coef * entropy + vf_coef * value_loss, policy_loss, value_loss, entropy
 
 
-def make_storage(num_steps: int, num_envs: int, device: torch.device) -> dict:
-    def zeros(dtype=torch.float32):
-        return torch.zeros((num_steps, num_envs), dtype=dtype, device=device)
+def main() -> None:
+    args = tyro.cli(Args)
+    stop = StopFlag()
+    checkpoint = resume_from(args, sys.argv[1:]) if args.resume and not args.play else None
+    validate_args(args)
+    torch.set_num_threads(args.torch_threads)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    if args.play:
+        play_saved(args, stop, device)
+        sys.exit(130 if stop.requested else 0)
+    rank, world_size, device = init_distributed(device)  # distributed: (0, 1, device) without torchrun
+    args.batch_size = int(args.num_envs * args.num_steps * world_size)  # all ranks' games
+    args.num_iterations = args.total_timesteps // args.batch_size
+    global_step = int(checkpoint["global_step"]) if checkpoint else 0
+    run_name = checkpoint["run_name"] if checkpoint else make_run_name(args)
+    if rank > 0:  # distributed: only rank 0 writes (TensorBoard, checkpoints, the model, videos)
+        writer, args.checkpoint_interval, args.save_model, args.capture_video = NoWriter(), 0, False, False
+    elif checkpoint:  # the old run directory; TensorBoard drops what the interrupted run logged after the checkpoint
+        writer = make_writer(args, run_name, purge_step=global_step + 1)
+        print(f"resumed {run_name} at step {global_step}")
+    else:
+        writer = make_writer(args, run_name)
+    checkpoint_path = f"runs/{run_name}/checkpoint.pt"
 
-    return {"actions": zeros(torch.long), "rewards": zeros(), "dones": zeros(), "final_values": zeros()}
+    # seeding
+    seed = args.seed + global_step + rank * args.num_envs  # a resumed run plays new games; rank r games seed+r*n+i
+    seed_everything(seed, args.torch_deterministic)
 
+    # env setup
+    video_folder = f"videos/{run_name}" if args.capture_video else None
+    games = AtariGames(args.env_id, args.num_envs, args.env_backend, seed, video_folder=video_folder)
+    if checkpoint:
+        agent = load_agent(checkpoint, args.resume, device).train()
+    else:
+        agent = Agent(int(games.single_action_space.n), actor_std=args.actor_init_std).to(device)
+    if args.optimizer == "rmsprop":
+        optimizer = optim.RMSprop(agent.parameters(), lr=args.learning_rate, alpha=0.99, eps=1e-5)
+    else:
+        optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, fused=device.type in ("cpu", "cuda"))
+    if checkpoint:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        optimizer.param_groups[0]["lr"] = args.learning_rate  # the current flag, not the checkpoint's
+    broadcast_parameters(agent)  # distributed: rank 0's initial weights on every rank
+    if args.compile:  # the same step, compiled (one graph per batch shape it meets)
+        agent.step = torch.compile(agent.step, dynamic=False)
 
-def collect_rollout(agent, groups, next_obs, state, storage, global_step, writer, recent_returns, device, world_size=1):
-    """Step the games `num_steps` times, filling `storage` in place; returns the rollout's logits and
-    values WITH their graph, so the loss differentiates the very forward pass that chose the actions.
-    The LSTM state is detached first (truncated BPTT over `num_steps`), and zeroed for the games whose
-    episode ended, after a truncated game's final observation has been valued with its own state.
-    Rewards are clipped to [-1, 1] for training; whole-game raw scores are logged. `global_step` counts the
-    steps of all `world_size` ranks' games (data-parallel under torchrun).
-    `groups` holds the games as one AtariGames, or as two halves (`--overlap`): then one half's games
-    step in the env's threads while the network chooses the other half's actions; the same maths."""
-    num_steps, num_envs = storage["rewards"].shape
-    ends = np.cumsum([games.num_envs for games in groups])
-    columns = [slice(end - games.num_envs, end) for end, games in zip(ends, groups)]
-    obs = [next_obs[cols] for cols in columns]
-    states = [(state[0][cols].detach(), state[1][cols].detach()) for cols in columns]
-    logits, values = ([[None] * len(groups) for _ in range(num_steps)] for _ in range(2))
+    # storage
+    storage = make_storage(args.num_steps, args.num_envs, device)
+    next_obs = torch.as_tensor(games.reset(), device=device)
+    state = agent.initial_state(args.num_envs, device)
+    recent_returns = deque(maxlen=20)
+    first_step = global_step
+    log_every = max(1, 4000 // args.batch_size)  # losses every ~4000 steps: logging is not free
+    print_every = max(1, args.num_iterations // 200)
+    start_time = time.time()
+    print(f"{args.env_id}: {args.num_envs} games ({args.env_backend}), run dir runs/{run_name}", flush=True)
 
-    def finish(g: int, step: int) -> None:
-        """Receive group g's step: rewards, ends, final values of truncated games, LSTM resets, scores."""
-        cols, games = columns[g], groups[g]
-        new_obs, reward, terminated, truncated, infos, (game_returns, game_lengths) = games.recv()
-        storage["rewards"][step, cols] = torch.as_tensor(np.clip(reward, -1.0, 1.0), dtype=torch.float32, device=device)
-        dones = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=device)
-        storage["dones"][step, cols] = dones
-        final_values = torch.zeros(games.num_envs, device=device)
-        truncated_only = np.flatnonzero(truncated & ~terminated)
-        if len(truncated_only):
-            with torch.no_grad():
-                idx = torch.as_tensor(truncated_only, device=device)
-                final_obs = torch.as_tensor(games.final_obs(infos, truncated_only), device=device)
-                h, c = states[g]
-                final_values[idx] = agent.step(final_obs, (h[idx], c[idx]))[1]
-        storage["final_values"][step, cols] = final_values
-        states[g] = reset_lstm_state(states[g], dones)
-        obs[g] = torch.as_tensor(new_obs, device=device)
-        for game_return, game_length in zip(game_returns, game_lengths):
-            steps_so_far = global_step + (step + 1) * num_envs * world_size
-            writer.add_scalar("charts/episodic_return", float(game_return), steps_so_far)
-            writer.add_scalar("charts/episodic_length", int(game_length), steps_so_far)
-            recent_returns.append(float(game_return))
+    for iteration in range(global_step // args.batch_size + 1, args.num_iterations + 1):
+        stop.requested = any_rank(stop.requested, device)  # distributed: one rank's signal stops all
+        if stop.requested:
+            break
 
-    for step in range(num_steps):
-        for g, games in enumerate(groups):
-            if step > 0:
-                finish(g, step - 1)
-            logits[step][g], values[step][g], states[g] = agent.step(obs[g], states[g])
-            with torch.no_grad():
-                action = sample_actions(logits[step][g])
-            storage["actions"][step, columns[g]] = action
-            games.send(action.cpu().numpy())
-    for g in range(len(groups)):
-        finish(g, num_steps - 1)
-    global_step += num_steps * num_envs * world_size
-    next_obs = torch.cat(obs)
-    state = (torch.cat([h for h, _ in states]), torch.cat([c for _, c in states]))
-    all_logits = torch.stack([torch.cat(row) for row in logits])
-    all_values = torch.stack([torch.cat(row) for row in values])
-    return next_obs, state, global_step, all_logits, all_values
+        # rollout
+        next_obs, state, global_step, logits, values = collect_rollout(
+            agent, games, next_obs, state, storage, global_step, writer, recent_returns, device, world_size
+        )
+
+        # advantages
+        with torch.no_grad():
+            _, last_value, _ = agent.step(next_obs, state)  # bootstrap; the carried state is not advanced
+            rewards, dones, final_values = storage["rewards"], storage["dones"], storage["final_values"]
+            _, returns = compute_gae(rewards, values, dones, final_values, last_value, args.gamma, args.gae_lambda)
+
+        # update
+        loss, pg_loss, v_loss, entropy = a2c_loss(
+            logits, values, storage["actions"], returns, args.ent_coef, args.vf_coef
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        average_gradients(agent)  # distributed: the mean gradient over the ranks
+        grad_norm = nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)  # the norm before clipping
+        optimizer.step()
+        last = iteration == args.num_iterations
+        interval = args.checkpoint_interval
+        if interval and (global_step // interval > (global_step - args.batch_size) // interval or last):
+            save_checkpoint(agent, optimizer, global_step, args, run_name, checkpoint_path)  # the end too: extendable
+
+        # logging
+        elapsed = time.time() - start_time
+        if iteration % log_every == 0 or last:
+            var_y = torch.var(returns)
+            explained_var = float("nan") if var_y == 0 else float(1 - torch.var(returns - values.detach()) / var_y)
+            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+            writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+            writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
+            writer.add_scalar("losses/entropy", entropy.item(), global_step)
+            writer.add_scalar("losses/explained_variance", explained_var, global_step)
+            writer.add_scalar("losses/grad_norm", grad_norm.item(), global_step)
+            writer.add_scalar("charts/SPS", int((global_step - first_step) / elapsed), global_step)
+        if iteration % print_every == 0 or last:
+            print_progress(global_step, args.total_timesteps, recent_returns, elapsed, global_step - first_step)
+
+    # shutdown
+    stop.saving = True
+    games.close()
+    if stop.requested and rank == 0:
+        save_checkpoint(agent, optimizer, global_step, args, run_name, checkpoint_path)
+        print(f"stopped at step {global_step}; checkpoint saved to {checkpoint_path}", file=sys.stderr)
+    model_path = f"runs/{run_name}/{args.exp_name}.pt"
+    if args.save_model:
+        save_agent(agent, args, model_path)
+        print(f"model saved to {model_path}")
+    stop.saving = False  # a signal during the evaluation games ends them
+    if args.save_model and not stop.requested and args.eval_episodes > 0:
+        eval_agent = load_agent(load_saved(model_path, args.env_id), model_path, device)
+        eval_returns, _ = run_episodes(eval_agent, args, args.eval_episodes, args.seed + 10_000, device, stop=stop)
+        for idx, episodic_return in enumerate(eval_returns):
+            writer.add_scalar("eval/episodic_return", episodic_return, idx)
+        if eval_returns:  # none when a signal ended the games early
+            print(f"eval: {len(eval_returns)} games, return {np.mean(eval_returns):.2f} ± {np.std(eval_returns):.2f}")
+    if dist.is_initialized():
+        dist.destroy_process_group()  # distributed
+    finish_run(writer, args, stop)
 
 
 # ----------------------------------------------------------------------------------------------
-# Plumbing: argument checks, run directory and writer, seeding, saving, stopping, console.
+# Plumbing: argument checks, run directory and writer, seeding, stopping, saving, console.
 # The same code in every script (tests/test_consistency.py); nothing below is the algorithm.
 # ----------------------------------------------------------------------------------------------
 
@@ -395,30 +483,19 @@ def fail(message: str) -> NoReturn:
 
 
 def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
-    """The checks every script runs before anything is written: float flags are finite, the seed
-    fits numpy's seeding, the name makes a file name, the fields in `positive` are > 0, those in
-    `non_negative` >= 0, those in `at_most` ({name: bound}) no larger than their bound, and the
-    packages that `--track` and `--capture-video` need are installed."""
-
-    def flag(name):
-        return "--" + name.replace("_", "-")
-
-    for name, value in vars(args).items():
-        if isinstance(value, float) and not math.isfinite(value):
-            fail(f"{flag(name)} must be a finite number, got {value}")
-    if not 0 <= args.seed < 2**32:
-        fail(f"--seed must be in [0, 2**32), got {args.seed}")
+    """The checks every script runs before anything is written: float flags finite, the seed within numpy's
+    seeding, the fields in `positive` > 0, in `non_negative` >= 0, in `at_most` ({name: bound}) within it,
+    a name that makes a file name, and the packages that `--track` and `--capture-video` need."""
+    checks = [(name, math.isfinite(v), "a finite number") for name, v in vars(args).items() if isinstance(v, float)]
+    checks += [("seed", 0 <= args.seed < 2**32, "in [0, 2**32)")]
+    checks += [(name, getattr(args, name) > 0, "positive") for name in positive]
+    checks += [(name, getattr(args, name) >= 0, ">= 0") for name in non_negative]
+    checks += [(name, getattr(args, name) <= bound, f"at most {bound}") for name, bound in (at_most or {}).items()]
+    for name, ok, what in checks:
+        if not ok:
+            fail(f"--{name.replace('_', '-')} must be {what}, got {getattr(args, name)}")
     if not args.exp_name or "/" in args.exp_name or os.sep in args.exp_name or args.exp_name.startswith("."):
         fail(f"--exp-name {args.exp_name!r} must be a plain file name (no '/', not starting with '.')")
-    for name in positive:
-        if getattr(args, name) <= 0:
-            fail(f"{flag(name)} must be positive, got {getattr(args, name)}")
-    for name in non_negative:
-        if getattr(args, name) < 0:
-            fail(f"{flag(name)} must be >= 0, got {getattr(args, name)}")
-    for name, bound in (at_most or {}).items():
-        if getattr(args, name) > bound:
-            fail(f"{flag(name)} {getattr(args, name)} is more than this script allows ({bound})")
     if args.track and importlib.util.find_spec("wandb") is None:
         fail("--track needs Weights and Biases: pip install wandb")
     if args.capture_video and None in (importlib.util.find_spec("moviepy"), importlib.util.find_spec("pygame")):
@@ -430,21 +507,20 @@ def make_run_name(args) -> str:
     return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
 
 
-def make_writer(args, run_name: str) -> SummaryWriter:
-    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer,
-    with the hyper-parameters as a text table first."""
-    run_dir = f"runs/{run_name}"
+def make_writer(args, run_name: str, purge_step: Optional[int] = None) -> SummaryWriter:
+    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer, with the
+    hyper-parameters as a text table first. A resumed run gives `purge_step`: its directory exists, and
+    TensorBoard drops the points the interrupted run logged from that step on."""
     try:
-        os.makedirs(run_dir)
-    except OSError as e:  # `runs` is a file, or a directory we may not write to
-        fail(f"cannot write the run directory {run_dir!r}: {e.strerror or e}")
+        os.makedirs(f"runs/{run_name}", exist_ok=purge_step is not None)
+    except OSError as e:  # it exists, `runs` is a file, or a directory we may not write to
+        fail(f"cannot write the run directory 'runs/{run_name}': {e.strerror or e}")
     if args.track:
         import wandb
 
         wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
-    writer = SummaryWriter(run_dir)
-    table = "".join(f"\n|{key}|{value}|" for key, value in vars(args).items())
-    writer.add_text("hyperparameters", f"|param|value|\n|-|-|{table}")
+    writer = SummaryWriter(f"runs/{run_name}", purge_step=purge_step)
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|" + "".join(f"\n|{k}|{v}|" for k, v in vars(args).items()))
     return writer
 
 
@@ -456,13 +532,12 @@ def seed_everything(seed: int, torch_deterministic: bool) -> None:
 
 
 class StopFlag:
-    """Ctrl-C (SIGINT) and SIGTERM ask the loop to stop at the end of the current iteration, so
-    that no optimizer step is cut in half, the writer is closed and the model saved; the script
-    then exits 130. A second signal aborts at once, except while the results are being saved."""
+    """Ctrl-C (SIGINT) and SIGTERM ask the loop to stop at the end of the current iteration, so that no
+    optimizer step is cut in half and the results are saved; the script then exits 130. A second signal
+    aborts at once, except while the results are being saved."""
 
     def __init__(self):
-        self.requested = False
-        self.saving = False
+        self.requested = self.saving = False
         signal.signal(signal.SIGINT, self)
         signal.signal(signal.SIGTERM, self)
 
@@ -485,16 +560,15 @@ def atomic_save(obj: dict, path: str) -> None:
 
 
 def load_saved(path: str, env_id: str) -> dict:
-    """A `--save-model` file or checkpoint written by this script for `env_id`, for `--play` or
-    `--resume`; a missing, unreadable or foreign file is a user error."""
-    if not os.path.isfile(path):
-        fail(f"{path!r}: no such file")
+    """A `--save-model` file or checkpoint of this script for `env_id`; a missing, unreadable or foreign file is a user error."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # not a torch file, truncated, pickled objects
+    except FileNotFoundError:
+        fail(f"{path!r}: no such file")
+    except Exception as e:  # a directory, not a torch file, truncated, pickled objects
         fail(f"{path!r} cannot be read as a saved model: {type(e).__name__}: {e}")
-    if not isinstance(saved, dict) or saved.get("script") != SCRIPT or "model" not in saved:
-        found = saved.get("script") if isinstance(saved, dict) else None
+    found = saved.get("script") if isinstance(saved, dict) else None
+    if found != SCRIPT or "model" not in saved:
         fail(f"{path!r} was not saved by {SCRIPT}.py (its script: {found or 'unknown'})")
     if saved["args"]["env_id"] != env_id:
         fail(f"{path!r} was trained on {saved['args']['env_id']}; add --env-id {saved['args']['env_id']}")
@@ -504,6 +578,59 @@ def load_saved(path: str, env_id: str) -> dict:
 def format_seconds(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def print_progress(
+    global_step: int, total_steps: int, recent_returns, elapsed: float, steps_run: int, prefix=""
+) -> None:
+    """The console's progress line: the step, the mean of the last 20 returns, the speed, time spent and left."""
+    mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
+    sps, left = int(steps_run / max(elapsed, 1e-9)), elapsed / max(steps_run, 1) * (total_steps - global_step)
+    print(
+        f"{prefix}step {global_step:>9d}/{total_steps} | return(20) {mean_return} | "
+        f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
+        flush=True,
+    )
+
+
+def finish_run(writer, args, stop: StopFlag) -> None:
+    """The run's closing tail: the writer (and Weights and Biases) closed, then exit 130 after a signal."""
+    writer.close()
+    if args.track:
+        import wandb
+
+        wandb.finish()
+    if stop.requested:
+        sys.exit(130)
+
+
+def print_scores(returns: list, lengths: list) -> None:
+    """`--play`'s console report: one line per episode, then the mean."""
+    for i, (ret, length) in enumerate(zip(returns, lengths), start=1):
+        print(f"episode {i}: score {ret:g}, length {length}")
+    if returns:
+        print(f"mean score over {len(returns)} episodes: {np.mean(returns):.2f} ± {np.std(returns):.2f}")
+
+
+def resume_from(args: Args, argv: list[str]) -> dict:
+    """The `--resume` checkpoint; its settings replace those in `args` except the flags given in `argv`
+    (`--flag value`, `--flag=value`, `--no-flag`)."""
+    checkpoint = load_saved(args.resume, args.env_id)
+    missing = {"optimizer", "global_step", "run_name"} - set(checkpoint)
+    if missing:
+        fail(f"--resume {args.resume!r} is a saved model, not a checkpoint (it has no {', '.join(sorted(missing))})")
+    given = given_flags(argv)
+    for key, value in checkpoint["args"].items():
+        if key in Args.__dataclass_fields__ and key not in given and key != "resume":
+            setattr(args, key, value)
+    return checkpoint
+
+
+def given_flags(argv: list[str]) -> set[str]:
+    """The Args fields given on the command line `argv`, as `--flag value`, `--flag=value` or `--no-flag`
+    (with '-' or '_'): tyro cannot tell a default from a value given equal to it."""
+    given = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+    return given | {name[3:] for name in given if name.startswith("no_")}
 
 
 def validate_args(args: Args) -> None:
@@ -530,10 +657,26 @@ def validate_args(args: Args) -> None:
         fail(f"--total-timesteps {args.total_timesteps} is smaller than one rollout ({args.num_envs * args.num_steps})")
     if args.play is None and args.capture_video and args.env_backend != "gymnasium":
         fail("--capture-video needs --env-backend gymnasium (the native ALE vector env renders no video)")
-    if args.overlap and args.num_envs < 2:
-        fail(f"--overlap runs the games as two halves and needs --num-envs of at least 2, got {args.num_envs}")
     if args.compile and args.play is None:
         check_compile()
+
+
+def check_compile() -> None:
+    """`--compile` on a platform without a working compiler: one error line before anything starts."""
+    try:
+        torch.compile(lambda x: x * 2, dynamic=False)(torch.ones(2))
+    except Exception as e:
+        fail(f"--compile: torch.compile does not work here: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
+
+
+def play_saved(args: Args, stop: StopFlag, device) -> None:
+    """`--play`: the saved agent plays `--eval-episodes` whole games; nothing is written but videos."""
+    agent = load_agent(load_saved(args.play, args.env_id), args.play, device)
+    video_folder = f"videos/{make_run_name(args)}__play" if args.capture_video else None
+    scores, lengths = run_episodes(agent, args, args.eval_episodes, args.seed, device, args.greedy, video_folder, stop)
+    print_scores(scores, lengths)
+    if video_folder:
+        print(f"videos saved to {video_folder}/")
 
 
 @torch.no_grad()
@@ -560,15 +703,6 @@ def run_episodes(agent, args, num_games: int, seed: int, device, greedy=False, v
     return [float(s) for s in scores[done]], [int(n) for n in lengths[done]]
 
 
-def save_model(agent: nn.Module, args: Args, path: str) -> None:
-    atomic_save({"script": SCRIPT, "model": agent.state_dict(), "args": vars(args)}, path)
-
-
-def save_checkpoint(agent, optimizer, global_step: int, args: Args, run_name: str, path: str) -> None:
-    state = {"optimizer": optimizer.state_dict(), "global_step": global_step, "run_name": run_name}
-    atomic_save({"script": SCRIPT, "model": agent.state_dict(), "args": vars(args), **state}, path)
-
-
 def load_agent(saved: dict, path: str, device) -> Agent:
     """The agent (eval mode) of a file read by `load_saved`; a network of another shape is a user error."""
     try:
@@ -579,82 +713,13 @@ def load_agent(saved: dict, path: str, device) -> Agent:
     return agent.to(device).eval()
 
 
-def check_compile() -> None:
-    """`--compile` on a platform without a working compiler: one error line before anything starts."""
-    try:
-        torch.compile(lambda x: x * 2, dynamic=False)(torch.ones(2))
-    except Exception as e:
-        fail(f"--compile: torch.compile does not work here: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
+def save_checkpoint(agent, optimizer, global_step: int, args: Args, run_name: str, path: str) -> None:
+    state = {"optimizer": optimizer.state_dict(), "global_step": global_step, "run_name": run_name}
+    atomic_save({"script": SCRIPT, "model": agent.state_dict(), "args": vars(args), **state}, path)
 
 
-def given_flags(argv: list[str]) -> set[str]:
-    """The Args fields given on the command line `argv`, as `--flag value`, `--flag=value` or `--no-flag`
-    (with '-' or '_'): tyro cannot tell a default from a value given equal to it."""
-    given = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
-    return given | {name[3:] for name in given if name.startswith("no_")}
-
-
-def resume_from(args: Args, argv: list[str]) -> dict:
-    """The `--resume` checkpoint; its settings replace those in `args` except the flags given in `argv`
-    (`--flag value`, `--flag=value`, `--no-flag`)."""
-    checkpoint = load_saved(args.resume, args.env_id)
-    missing = {"optimizer", "global_step", "run_name"} - set(checkpoint)
-    if missing:
-        fail(f"--resume {args.resume!r} is a saved model, not a checkpoint (it has no {', '.join(sorted(missing))})")
-    given = given_flags(argv)
-    for key, value in checkpoint["args"].items():
-        if key in Args.__dataclass_fields__ and key not in given and key != "resume":
-            setattr(args, key, value)
-    return checkpoint
-
-
-def start_state(args: Args, checkpoint: Optional[dict], num_actions: int, device):
-    """The agent and its optimizer: fresh, or the `--resume` checkpoint's (with the current learning rate)."""
-    if checkpoint is None:
-        agent = Agent(num_actions, actor_std=args.actor_init_std).to(device)
-    else:
-        agent = load_agent(checkpoint, args.resume, device).train()
-    if args.optimizer == "rmsprop":
-        optimizer = optim.RMSprop(agent.parameters(), lr=args.learning_rate, alpha=0.99, eps=1e-5)
-    else:
-        optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, fused=device.type in ("cpu", "cuda"))
-    if checkpoint is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        optimizer.param_groups[0]["lr"] = args.learning_rate
-    return agent, optimizer
-
-
-def resume_writer(args: Args, run_name: str, global_step: int) -> SummaryWriter:
-    """The resumed run's writer, in its old run directory. TensorBoard drops the points that the
-    interrupted run logged after its checkpoint (steps > `global_step`), keeping the one at it."""
-    try:
-        os.makedirs(f"runs/{run_name}", exist_ok=True)
-    except OSError as e:
-        fail(f"cannot write the run directory 'runs/{run_name}': {e.strerror or e}")
-    if args.track:
-        import wandb
-
-        wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
-    print(f"resumed {run_name} at step {global_step}")
-    return SummaryWriter(f"runs/{run_name}", purge_step=global_step + 1)
-
-
-def print_scores(returns: list, lengths: list) -> None:
-    """`--play`'s console report: one line per episode, then the mean."""
-    for i, (ret, length) in enumerate(zip(returns, lengths), start=1):
-        print(f"episode {i}: score {ret:g}, length {length}")
-    if returns:
-        print(f"mean score over {len(returns)} episodes: {np.mean(returns):.2f} ± {np.std(returns):.2f}")
-
-
-def play(args: Args, stop: StopFlag, device) -> None:
-    """`--play`: the saved agent plays `--eval-episodes` whole games; nothing is written but videos."""
-    agent = load_agent(load_saved(args.play, args.env_id), args.play, device)
-    video_folder = f"videos/{make_run_name(args)}__play" if args.capture_video else None
-    scores, lengths = run_episodes(agent, args, args.eval_episodes, args.seed, device, args.greedy, video_folder, stop)
-    print_scores(scores, lengths)
-    if video_folder:
-        print(f"videos saved to {video_folder}/")
+def save_agent(agent: nn.Module, args: Args, path: str) -> None:
+    atomic_save({"script": SCRIPT, "model": agent.state_dict(), "args": vars(args)}, path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -722,130 +787,4 @@ def any_rank(flag: bool, device: torch.device) -> bool:
 
 
 if __name__ == "__main__":
-    args = tyro.cli(Args)
-    stop = StopFlag()
-    checkpoint = resume_from(args, sys.argv[1:]) if args.resume and not args.play else None
-    validate_args(args)
-    torch.set_num_threads(args.torch_threads)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    if args.play:
-        play(args, stop, device)
-        sys.exit(130 if stop.requested else 0)
-    rank, world_size, device = init_distributed(device)  # distributed: (0, 1, device) without torchrun
-    args.batch_size = int(args.num_envs * args.num_steps * world_size)  # all ranks' games
-    args.num_iterations = args.total_timesteps // args.batch_size
-    global_step = int(checkpoint["global_step"]) if checkpoint else 0
-    run_name = checkpoint["run_name"] if checkpoint else make_run_name(args)
-    if rank == 0:
-        writer = resume_writer(args, run_name, global_step) if checkpoint else make_writer(args, run_name)
-    else:  # distributed: only rank 0 writes (TensorBoard, checkpoints, the model, videos)
-        writer, args.checkpoint_interval, args.save_model, args.capture_video = NoWriter(), 0, False, False
-    checkpoint_path = f"runs/{run_name}/checkpoint.pt"
-
-    # seeding
-    seed = args.seed + global_step + rank * args.num_envs  # a resumed run plays new games; rank r games seed+r*n+i
-    seed_everything(seed, args.torch_deterministic)
-
-    # env setup
-    video_folder = f"videos/{run_name}" if args.capture_video else None
-    halves = [args.num_envs // 2, args.num_envs - args.num_envs // 2] if args.overlap else [args.num_envs]
-    groups = [
-        AtariGames(args.env_id, n, args.env_backend, seed + i * halves[0], video_folder=None if i else video_folder)
-        for i, n in enumerate(halves)
-    ]
-    agent, optimizer = start_state(args, checkpoint, int(groups[0].single_action_space.n), device)
-    broadcast_parameters(agent)  # distributed: rank 0's initial weights on every rank
-    if args.compile:  # the same step, compiled (one graph per batch shape it meets)
-        agent.step = torch.compile(agent.step, dynamic=False)
-
-    # storage
-    storage = make_storage(args.num_steps, args.num_envs, device)
-    next_obs = torch.as_tensor(np.concatenate([games.reset() for games in groups]), device=device)
-    state = agent.initial_state(args.num_envs, device)
-    recent_returns = deque(maxlen=20)
-    first_step = global_step
-    log_every = max(1, 4000 // args.batch_size)  # losses every ~4000 steps: logging is not free
-    print_every = max(1, args.num_iterations // 200)
-    start_time = time.time()
-    print(f"{args.env_id}: {args.num_envs} games ({args.env_backend}), run dir runs/{run_name}", flush=True)
-
-    for iteration in range(global_step // args.batch_size + 1, args.num_iterations + 1):
-        stop.requested = any_rank(stop.requested, device)  # distributed: one rank's signal stops all
-        if stop.requested:
-            break
-
-        # rollout
-        next_obs, state, global_step, logits, values = collect_rollout(
-            agent, groups, next_obs, state, storage, global_step, writer, recent_returns, device, world_size
-        )
-
-        # advantages
-        with torch.no_grad():
-            _, last_value, _ = agent.step(next_obs, state)  # bootstrap; the carried state is not advanced
-            rewards, dones, final_values = storage["rewards"], storage["dones"], storage["final_values"]
-            _, returns = compute_gae(rewards, values, dones, final_values, last_value, args.gamma, args.gae_lambda)
-
-        # update
-        loss, pg_loss, v_loss, entropy = a2c_loss(
-            logits, values, storage["actions"], returns, args.ent_coef, args.vf_coef
-        )
-        optimizer.zero_grad()
-        loss.backward()
-        average_gradients(agent)  # distributed: the mean gradient over the ranks
-        grad_norm = nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)  # the norm before clipping
-        optimizer.step()
-        last = iteration == args.num_iterations
-        interval = args.checkpoint_interval
-        if interval and (global_step // interval > (global_step - args.batch_size) // interval or last):
-            save_checkpoint(agent, optimizer, global_step, args, run_name, checkpoint_path)  # the end too: extendable
-
-        # logging
-        elapsed = time.time() - start_time
-        sps = int((global_step - first_step) / elapsed)
-        if iteration % log_every == 0 or last:
-            var_y = torch.var(returns)
-            explained_var = float("nan") if var_y == 0 else float(1 - torch.var(returns - values.detach()) / var_y)
-            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
-            writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
-            writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
-            writer.add_scalar("losses/entropy", entropy.item(), global_step)
-            writer.add_scalar("losses/explained_variance", explained_var, global_step)
-            writer.add_scalar("losses/grad_norm", grad_norm.item(), global_step)
-            writer.add_scalar("charts/SPS", sps, global_step)
-        if iteration % print_every == 0 or last:
-            mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
-            left = elapsed / max(global_step - first_step, 1) * (args.total_timesteps - global_step)
-            print(
-                f"step {global_step:>9d}/{args.total_timesteps} | return(20) {mean_return} | "
-                f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
-                flush=True,
-            )
-
-    # shutdown
-    stop.saving = True
-    for games in groups:
-        games.close()
-    if stop.requested and rank == 0:
-        save_checkpoint(agent, optimizer, global_step, args, run_name, checkpoint_path)
-        print(f"stopped at step {global_step}; checkpoint saved to {checkpoint_path}", file=sys.stderr)
-    model_path = f"runs/{run_name}/{args.exp_name}.pt"
-    if args.save_model:
-        save_model(agent, args, model_path)
-        print(f"model saved to {model_path}")
-    stop.saving = False  # a signal during the evaluation games ends them
-    if args.save_model and not stop.requested and args.eval_episodes > 0:
-        eval_agent = load_agent(load_saved(model_path, args.env_id), model_path, device)
-        eval_returns, _ = run_episodes(eval_agent, args, args.eval_episodes, args.seed + 10_000, device, stop=stop)
-        for idx, episodic_return in enumerate(eval_returns):
-            writer.add_scalar("eval/episodic_return", episodic_return, idx)
-        if eval_returns:  # none when a signal ended the games early
-            print(f"eval: {len(eval_returns)} games, return {np.mean(eval_returns):.2f} ± {np.std(eval_returns):.2f}")
-    writer.close()
-    if dist.is_initialized():
-        dist.destroy_process_group()  # distributed
-    if args.track:
-        import wandb
-
-        wandb.finish()
-    if stop.requested:
-        sys.exit(130)
+    main()

@@ -284,120 +284,8 @@ def build_model(kind: str, obs_shape: tuple, num_actions: int) -> nn.Module:
 
 
 # ---------------------------------------------------------------------------------------------
-# algorithm: sampling, advantages, the loss, the Hogwild! update, the shared optimizer
-
-
-def sample_actions(logits):
-    return torch.multinomial(logits.softmax(-1), 1).squeeze(-1)
-
-
-def compile_forward(model: nn.Module, num_steps: int):
-    """`--compile`: the model's forward compiled with torch.compile for two lengths only: one frame
-    (acting) and `num_steps` frames (the loss). A shorter rollout is padded with zero frames after its
-    end, which changes none of its own outputs; they are cut back, and no state is returned for it."""
-    compiled = torch.compile(model.forward, dynamic=False)
-
-    def forward(x: torch.Tensor, state):
-        length = len(x)
-        if length in (1, num_steps):
-            return compiled(x, state)
-        values, logits, _ = compiled(torch.cat([x, x.new_zeros((num_steps - length, *x.shape[1:]))]), state)
-        return values[:length], logits[:length], None
-
-    return forward
-
-
-def compute_gae(rewards, values, dones, final_values, last_value, gamma: float, gae_lambda: float):
-    """Generalised advantage estimates and returns for a (num_steps, num_envs) rollout.
-
-    `dones[t]` is 1 where the episode ended *by* step t (terminated or truncated); the
-    observation after such a step belongs to a new episode, so the recursion is cut there and
-    the step is bootstrapped from `final_values[t]` instead: the critic's value of the final
-    observation for a truncation, 0 for a termination. `last_value` is the value of the
-    observation that follows the last step of the rollout.
-    """
-    next_values = torch.cat([values[1:], last_value.unsqueeze(0)])
-    next_values = torch.where(dones.bool(), final_values, next_values)
-    deltas = rewards + gamma * next_values - values
-    discounts = gamma * gae_lambda * (1.0 - dones)  # 0 where the episode ended: the recursion stops
-    advantages = torch.zeros_like(rewards)
-    lastgaelam = torch.zeros_like(last_value)
-    for t in reversed(range(rewards.shape[0])):
-        lastgaelam = deltas[t] + discounts[t] * lastgaelam
-        advantages[t] = lastgaelam
-    return advantages, advantages + values
-
-
-def a3c_loss(log_probs, entropies, values, advantages, returns, ent_coef: float, vf_coef: float):
-    """(total, policy, value) losses, summed over the rollout as in the article:
-    policy = -sum(log pi(a|s) * A) - ent_coef * sum(H), value = sum(0.5 * (R - V)^2)."""
-    policy_loss = -(log_probs * advantages.detach()).sum() - ent_coef * entropies.sum()
-    value_loss = 0.5 * (returns - values).pow(2).sum()
-    return policy_loss + vf_coef * value_loss, policy_loss, value_loss
-
-
-def hogwild_update(local_model, shared_model, optimizer, loss, max_grad_norm: float) -> float:
-    """Backpropagate `loss` through the local model, clip, and step the shared parameters' optimizer
-    with exactly these gradients, without a lock. They are handed over on every update: the article's
-    trick (point the shared `.grad` at the local one once) breaks on torch 2.x, where `zero_grad()` sets
-    gradients to None and the stale pointers accumulate. A shared parameter's `.grad` is process-local."""
-    local_model.zero_grad(set_to_none=True)
-    loss.backward()
-    grad_norm = nn.utils.clip_grad_norm_(local_model.parameters(), max_grad_norm)
-    for local_param, shared_param in zip(local_model.parameters(), shared_model.parameters()):
-        shared_param.grad = None if local_param.grad is None else local_param.grad.clone()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return float(grad_norm)
-
-
-class SharedAdam(torch.optim.Adam):
-    """`torch.optim.Adam` (its fused kernel) whose step counts and moments live in shared memory, so
-    that every worker process updates the same statistics (call `share_memory()` before starting the
-    workers). The state is made eagerly, as Adam makes it on its first step: a lazily made state would
-    be private to the process that makes it."""
-
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, fused=True)
-        for group in self.param_groups:
-            for p in group["params"]:
-                step = torch.zeros((), device=p.device)
-                self.state[p] = {"step": step, "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
-
-    def share_memory(self) -> "SharedAdam":
-        for group in self.param_groups:
-            for p in group["params"]:
-                for value in self.state[p].values():
-                    value.share_memory_()
-        return self
-
-
-@torch.no_grad()
-def run_episodes(model, env, num_episodes: int, seed: int, greedy: bool, max_repeat_actions: int = 0, should_stop=None):
-    """Play up to `num_episodes` episodes (seeds `seed`, `seed + 1`, ...): a list of
-    (return, length, cut), `cut` when the test process's stuck rule (the last `max_repeat_actions`
-    actions all the same; 0: never) ended it before the game ended. Fewer if `should_stop()`."""
-    results = []
-    for episode in range(num_episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        state, recent_actions = model.initial_state(), deque(maxlen=max(max_repeat_actions, 1))
-        episode_return, length, ended, cut = 0.0, 0, False, False
-        while not (ended or cut):
-            if should_stop is not None and should_stop():
-                return results
-            _, logits, state = model(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0), state)
-            action = int(logits.argmax(dim=1) if greedy else sample_actions(logits))
-            obs, reward, terminated, truncated, _ = env.step(action)
-            episode_return, length, ended = episode_return + float(reward), length + 1, terminated or truncated
-            recent_actions.append(action)
-            stuck = len(recent_actions) == max_repeat_actions and recent_actions.count(action) == max_repeat_actions
-            cut = stuck and not ended
-        results.append((episode_return, length, cut))
-    return results
-
-
-# ---------------------------------------------------------------------------------------------
-# the processes: training workers and the test process
+# algorithm: the training worker, where the training loop runs, and what it calls, in that order
+# (sampling, advantages, the loss, the Hogwild! update, the shared optimizer); then the test process
 
 
 def train_worker(rank, args, kind, shared_model, optimizer, counter, stop_event, queue):
@@ -470,6 +358,92 @@ def train_worker(rank, args, kind, shared_model, optimizer, counter, stop_event,
         sys.exit(1)
 
 
+def compile_forward(model: nn.Module, num_steps: int):
+    """`--compile`: the model's forward compiled with torch.compile for two lengths only: one frame
+    (acting) and `num_steps` frames (the loss). A shorter rollout is padded with zero frames after its
+    end, which changes none of its own outputs; they are cut back, and no state is returned for it."""
+    compiled = torch.compile(model.forward, dynamic=False)
+
+    def forward(x: torch.Tensor, state):
+        length = len(x)
+        if length in (1, num_steps):
+            return compiled(x, state)
+        values, logits, _ = compiled(torch.cat([x, x.new_zeros((num_steps - length, *x.shape[1:]))]), state)
+        return values[:length], logits[:length], None
+
+    return forward
+
+
+# one action per row of logits, drawn from the policy: `Categorical(logits=logits).sample()`, cheaper
+def sample_actions(logits):
+    return torch.multinomial(logits.softmax(-1), 1).squeeze(-1)
+
+
+def compute_gae(rewards, values, dones, final_values, last_value, gamma: float, gae_lambda: float):
+    """Generalised advantage estimates and returns for a (num_steps, num_envs) rollout.
+
+    `dones[t]` is 1 where the episode ended *by* step t (terminated or truncated); the
+    observation after such a step belongs to a new episode, so the recursion is cut there and
+    the step is bootstrapped from `final_values[t]` instead: the critic's value of the final
+    observation for a truncation, 0 for a termination. `last_value` is the value of the
+    observation that follows the last step of the rollout.
+    """
+    next_values = torch.cat([values[1:], last_value.unsqueeze(0)])
+    next_values = torch.where(dones.bool(), final_values, next_values)
+    deltas = rewards + gamma * next_values - values
+    discounts = gamma * gae_lambda * (1.0 - dones)  # 0 where the episode ended: the recursion stops
+    advantages = torch.zeros_like(rewards)
+    lastgaelam = torch.zeros_like(last_value)
+    for t in reversed(range(rewards.shape[0])):
+        lastgaelam = deltas[t] + discounts[t] * lastgaelam
+        advantages[t] = lastgaelam
+    return advantages, advantages + values
+
+
+def a3c_loss(log_probs, entropies, values, advantages, returns, ent_coef: float, vf_coef: float):
+    """(total, policy, value) losses, summed over the rollout as in the article:
+    policy = -sum(log pi(a|s) * A) - ent_coef * sum(H), value = sum(0.5 * (R - V)^2)."""
+    policy_loss = -(log_probs * advantages.detach()).sum() - ent_coef * entropies.sum()
+    value_loss = 0.5 * (returns - values).pow(2).sum()
+    return policy_loss + vf_coef * value_loss, policy_loss, value_loss
+
+
+def hogwild_update(local_model, shared_model, optimizer, loss, max_grad_norm: float) -> float:
+    """Backpropagate `loss` through the local model, clip, and step the shared parameters' optimizer
+    with exactly these gradients, without a lock. They are handed over on every update: the article's
+    trick (point the shared `.grad` at the local one once) breaks on torch 2.x, where `zero_grad()` sets
+    gradients to None and the stale pointers accumulate. A shared parameter's `.grad` is process-local."""
+    local_model.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = nn.utils.clip_grad_norm_(local_model.parameters(), max_grad_norm)
+    for local_param, shared_param in zip(local_model.parameters(), shared_model.parameters()):
+        shared_param.grad = None if local_param.grad is None else local_param.grad.clone()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(grad_norm)
+
+
+class SharedAdam(torch.optim.Adam):
+    """`torch.optim.Adam` (its fused kernel) whose step counts and moments live in shared memory, so
+    that every worker process updates the same statistics (call `share_memory()` before starting the
+    workers). The state is made eagerly, as Adam makes it on its first step: a lazily made state would
+    be private to the process that makes it."""
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, fused=True)
+        for group in self.param_groups:
+            for p in group["params"]:
+                step = torch.zeros((), device=p.device)
+                self.state[p] = {"step": step, "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
+
+    def share_memory(self) -> "SharedAdam":
+        for group in self.param_groups:
+            for p in group["params"]:
+                for value in self.state[p].values():
+                    value.share_memory_()
+        return self
+
+
 def test_worker(args, kind, shared_model, counter, stop_event, queue, first_eval_step, video_folder):
     """The test process: every `eval_interval` steps, play `test_episodes` episodes with the
     shared weights (the stuck rule on) and report them to the parent."""
@@ -497,8 +471,154 @@ def test_worker(args, kind, shared_model, counter, stop_event, queue, first_eval
         sys.exit(1)
 
 
+@torch.no_grad()
+def run_episodes(model, env, num_episodes: int, seed: int, greedy: bool, max_repeat_actions: int = 0, should_stop=None):
+    """Play up to `num_episodes` episodes (seeds `seed`, `seed + 1`, ...): a list of
+    (return, length, cut), `cut` when the test process's stuck rule (the last `max_repeat_actions`
+    actions all the same; 0: never) ended it before the game ended. Fewer if `should_stop()`."""
+    results = []
+    for episode in range(num_episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        state, recent_actions = model.initial_state(), deque(maxlen=max(max_repeat_actions, 1))
+        episode_return, length, ended, cut = 0.0, 0, False, False
+        while not (ended or cut):
+            if should_stop is not None and should_stop():
+                return results
+            _, logits, state = model(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0), state)
+            action = int(logits.argmax(dim=1) if greedy else sample_actions(logits))
+            obs, reward, terminated, truncated, _ = env.step(action)
+            episode_return, length, ended = episode_return + float(reward), length + 1, terminated or truncated
+            recent_actions.append(action)
+            stuck = len(recent_actions) == max_repeat_actions and recent_actions.count(action) == max_repeat_actions
+            cut = stuck and not ended
+        results.append((episode_return, length, cut))
+    return results
+
+
+def main() -> None:
+    args = tyro.cli(Args)
+    stop = StopFlag()
+    validate_args(args)
+    saved = load_saved(args.play or args.resume, args.env_id) if args.play or args.resume else None  # before ALE
+    kind, obs_shape, num_actions = check_env(args.env_id)
+    if kind == "classic":
+        apply_classic_defaults(args, sys.argv[1:])
+    if args.play is not None:
+        video_folder = f"videos/{SCRIPT}_play_{int(time.time())}" if args.capture_video else None
+        model = load_model(saved, kind, obs_shape, num_actions, "--play")
+        print_scores(*play_saved(args, stop, model, args.seed, args.greedy, video_folder))
+        sys.exit(130 if stop.requested else 0)
+    start_step = int(saved.get("global_step", 0)) if saved is not None else 0
+    if start_step >= args.total_timesteps:
+        fail(f"--total-timesteps {args.total_timesteps} is not beyond the checkpoint's step {start_step}")
+    if args.cuda and torch.cuda.is_available():
+        print("note: Hogwild! workers share CPU memory; --cuda is ignored", file=sys.stderr)
+
+    # seeding
+    seed_everything(args.seed, args.torch_deterministic)
+    torch.set_num_threads(1)
+
+    # env setup
+    # each child makes its own env; here the shared model and optimizer, and the parent's writer
+    if saved is None:
+        shared_model = build_model(kind, obs_shape, num_actions).share_memory()
+    else:
+        shared_model = load_model(saved, kind, obs_shape, num_actions, "--resume").share_memory()
+    optimizer = SharedAdam(shared_model.parameters(), lr=args.learning_rate) if args.shared_optimizer else None
+    if optimizer is not None and saved is not None and "optimizer" in saved:
+        try:
+            optimizer.load_state_dict(saved["optimizer"])  # step counts and moments; shared below
+        except Exception as e:
+            fail(f"--resume: the checkpoint's optimizer state does not fit: {type(e).__name__}: {e}")
+        optimizer.param_groups[0]["lr"] = args.learning_rate  # the learning rate of this run, not the saved one
+    optimizer = optimizer.share_memory() if optimizer is not None else None
+    run_name = make_run_name(args)
+    writer = make_writer(args, run_name)
+    model_path, checkpoint_path = f"runs/{run_name}/{args.exp_name}.pt", f"runs/{run_name}/checkpoint.pt"
+
+    # rollout
+    # the workers (train_worker) roll out, compute their advantages and update the shared model, without a lock;
+    # they share a step counter, a stop event and a queue to the parent
+    ctx = mp.get_context(start_method())
+    counter, stop_event, queue = ctx.Value("q", start_step), ctx.Event(), ctx.Queue()
+    tests = "1 test process" if args.test_episodes else "no test process"
+    adam = "SharedAdam" if args.shared_optimizer else "one Adam per worker"
+    print(f"{args.env_id} ({kind}): {args.num_processes} training processes + {tests}, {adam}, lr {args.learning_rate}")
+    start_time = time.time()
+    log = ParentLog(queue, writer, args, start_step, start_time)
+    video_folder = f"videos/{run_name}" if args.capture_video else None
+    train_args = [
+        (rank, args, kind, shared_model, optimizer, counter, stop_event, queue) for rank in range(args.num_processes)
+    ]
+    trainers = [ctx.Process(target=train_worker, args=a, daemon=True) for a in train_args]
+    test_args = (args, kind, shared_model, counter, stop_event, queue, start_step, video_folder)
+    tester = ctx.Process(target=test_worker, args=test_args, daemon=True)
+    processes = trainers + [tester] if args.test_episodes > 0 else trainers
+    mask_stop_signals(block=True)  # a Ctrl-C meanwhile waits for `stop`, it is not lost
+    for p in processes:
+        p.start()
+    mask_stop_signals(block=False)
+
+    # logging
+    print_every = max(1, args.total_timesteps // 100)
+    next_print = start_step + print_every
+    next_checkpoint = start_step + args.checkpoint_interval if args.checkpoint_interval else None
+    while not stop.requested and not log.errors:
+        log.drain(0.2, stop)
+        global_step = counter.value
+        trainers_done = not any(p.is_alive() for p in trainers)
+        if global_step >= next_print or trainers_done:
+            elapsed = time.time() - start_time
+            writer.add_scalar("charts/SPS", int((global_step - start_step) / max(elapsed, 1e-9)), global_step)
+            writer.add_scalar("charts/learning_rate", args.learning_rate, global_step)
+            print_progress(global_step, args.total_timesteps, log.recent_returns, elapsed, global_step - start_step)
+            next_print = global_step + print_every
+        if next_checkpoint is not None and global_step >= next_checkpoint:
+            save_checkpoint(shared_model, optimizer, args, checkpoint_path, global_step)
+            next_checkpoint = global_step + args.checkpoint_interval
+        dead = [(i, p.exitcode) for i, p in enumerate(processes) if p.exitcode not in (None, 0)]
+        if dead and not log.errors:
+            log.drain(0.5)  # its error message may still be on the way
+            name = f"worker {dead[0][0]}" if dead[0][0] < len(trainers) else "test process"
+            log.errors = log.errors or [(name, f"exited with code {dead[0][1]} without a Python error")]
+        if trainers_done:
+            break
+
+    # shutdown
+    stop.saving = True  # from here a second signal only says "still saving"
+    if stop.requested:
+        print(f"interrupted at step {counter.value}", file=sys.stderr)
+    stop_processes(processes, stop_event, log)
+    global_step = counter.value
+    if log.errors:
+        print(f"error: {log.errors[0][0]} failed; all processes stopped\n{log.errors[0][1].rstrip()}", file=sys.stderr)
+        writer.close()
+        sys.exit(1)
+    if stop.requested and args.checkpoint_interval:
+        save_checkpoint(shared_model, optimizer, args, checkpoint_path, global_step)
+        print(f"checkpoint saved to {checkpoint_path}")
+    if args.save_model:
+        save_agent(shared_model, args, model_path)
+        print(f"model saved to {model_path}")
+    stop.saving = False
+    if args.save_model and args.eval_episodes > 0 and not stop.requested:
+        # the file read back plays whole games (no stuck rule), as with --play
+        model = load_model(load_saved(model_path, args.env_id), kind, obs_shape, num_actions, "--save-model")
+        returns, _ = play_saved(args, stop, model, args.seed + 10_000, args.greedy_eval)
+        for episodic_return in returns:
+            writer.add_scalar("eval/episodic_return", episodic_return, global_step)
+        if returns:
+            print(
+                f"eval: {len(returns)} episodes of the saved model, return {np.mean(returns):.2f} ± {np.std(returns):.2f}"
+            )
+    if log.best_eval is not None:
+        mean, step, seconds = log.best_eval
+        print(f"best test (whole games): mean return {mean:.2f} at step {step}, time {format_seconds(seconds)}")
+    finish_run(writer, args, stop)
+
+
 # ----------------------------------------------------------------------------------------------
-# Plumbing: argument checks, run directory and writer, seeding, saving, stopping, console.
+# Plumbing: argument checks, run directory and writer, seeding, stopping, saving, console.
 # The same code in every script (tests/test_consistency.py); nothing below is the algorithm.
 # ----------------------------------------------------------------------------------------------
 
@@ -510,30 +630,19 @@ def fail(message: str) -> NoReturn:
 
 
 def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
-    """The checks every script runs before anything is written: float flags are finite, the seed
-    fits numpy's seeding, the name makes a file name, the fields in `positive` are > 0, those in
-    `non_negative` >= 0, those in `at_most` ({name: bound}) no larger than their bound, and the
-    packages that `--track` and `--capture-video` need are installed."""
-
-    def flag(name):
-        return "--" + name.replace("_", "-")
-
-    for name, value in vars(args).items():
-        if isinstance(value, float) and not math.isfinite(value):
-            fail(f"{flag(name)} must be a finite number, got {value}")
-    if not 0 <= args.seed < 2**32:
-        fail(f"--seed must be in [0, 2**32), got {args.seed}")
+    """The checks every script runs before anything is written: float flags finite, the seed within numpy's
+    seeding, the fields in `positive` > 0, in `non_negative` >= 0, in `at_most` ({name: bound}) within it,
+    a name that makes a file name, and the packages that `--track` and `--capture-video` need."""
+    checks = [(name, math.isfinite(v), "a finite number") for name, v in vars(args).items() if isinstance(v, float)]
+    checks += [("seed", 0 <= args.seed < 2**32, "in [0, 2**32)")]
+    checks += [(name, getattr(args, name) > 0, "positive") for name in positive]
+    checks += [(name, getattr(args, name) >= 0, ">= 0") for name in non_negative]
+    checks += [(name, getattr(args, name) <= bound, f"at most {bound}") for name, bound in (at_most or {}).items()]
+    for name, ok, what in checks:
+        if not ok:
+            fail(f"--{name.replace('_', '-')} must be {what}, got {getattr(args, name)}")
     if not args.exp_name or "/" in args.exp_name or os.sep in args.exp_name or args.exp_name.startswith("."):
         fail(f"--exp-name {args.exp_name!r} must be a plain file name (no '/', not starting with '.')")
-    for name in positive:
-        if getattr(args, name) <= 0:
-            fail(f"{flag(name)} must be positive, got {getattr(args, name)}")
-    for name in non_negative:
-        if getattr(args, name) < 0:
-            fail(f"{flag(name)} must be >= 0, got {getattr(args, name)}")
-    for name, bound in (at_most or {}).items():
-        if getattr(args, name) > bound:
-            fail(f"{flag(name)} {getattr(args, name)} is more than this script allows ({bound})")
     if args.track and importlib.util.find_spec("wandb") is None:
         fail("--track needs Weights and Biases: pip install wandb")
     if args.capture_video and None in (importlib.util.find_spec("moviepy"), importlib.util.find_spec("pygame")):
@@ -545,21 +654,20 @@ def make_run_name(args) -> str:
     return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
 
 
-def make_writer(args, run_name: str) -> SummaryWriter:
-    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer,
-    with the hyper-parameters as a text table first."""
-    run_dir = f"runs/{run_name}"
+def make_writer(args, run_name: str, purge_step: Optional[int] = None) -> SummaryWriter:
+    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer, with the
+    hyper-parameters as a text table first. A resumed run gives `purge_step`: its directory exists, and
+    TensorBoard drops the points the interrupted run logged from that step on."""
     try:
-        os.makedirs(run_dir)
-    except OSError as e:  # `runs` is a file, or a directory we may not write to
-        fail(f"cannot write the run directory {run_dir!r}: {e.strerror or e}")
+        os.makedirs(f"runs/{run_name}", exist_ok=purge_step is not None)
+    except OSError as e:  # it exists, `runs` is a file, or a directory we may not write to
+        fail(f"cannot write the run directory 'runs/{run_name}': {e.strerror or e}")
     if args.track:
         import wandb
 
         wandb.init(project=args.exp_name, sync_tensorboard=True, config=vars(args), name=run_name, save_code=True)
-    writer = SummaryWriter(run_dir)
-    table = "".join(f"\n|{key}|{value}|" for key, value in vars(args).items())
-    writer.add_text("hyperparameters", f"|param|value|\n|-|-|{table}")
+    writer = SummaryWriter(f"runs/{run_name}", purge_step=purge_step)
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|" + "".join(f"\n|{k}|{v}|" for k, v in vars(args).items()))
     return writer
 
 
@@ -571,13 +679,12 @@ def seed_everything(seed: int, torch_deterministic: bool) -> None:
 
 
 class StopFlag:
-    """Ctrl-C (SIGINT) and SIGTERM ask the loop to stop at the end of the current iteration, so
-    that no optimizer step is cut in half, the writer is closed and the model saved; the script
-    then exits 130. A second signal aborts at once, except while the results are being saved."""
+    """Ctrl-C (SIGINT) and SIGTERM ask the loop to stop at the end of the current iteration, so that no
+    optimizer step is cut in half and the results are saved; the script then exits 130. A second signal
+    aborts at once, except while the results are being saved."""
 
     def __init__(self):
-        self.requested = False
-        self.saving = False
+        self.requested = self.saving = False
         signal.signal(signal.SIGINT, self)
         signal.signal(signal.SIGTERM, self)
 
@@ -600,16 +707,15 @@ def atomic_save(obj: dict, path: str) -> None:
 
 
 def load_saved(path: str, env_id: str) -> dict:
-    """A `--save-model` file or checkpoint written by this script for `env_id`, for `--play` or
-    `--resume`; a missing, unreadable or foreign file is a user error."""
-    if not os.path.isfile(path):
-        fail(f"{path!r}: no such file")
+    """A `--save-model` file or checkpoint of this script for `env_id`; a missing, unreadable or foreign file is a user error."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # not a torch file, truncated, pickled objects
+    except FileNotFoundError:
+        fail(f"{path!r}: no such file")
+    except Exception as e:  # a directory, not a torch file, truncated, pickled objects
         fail(f"{path!r} cannot be read as a saved model: {type(e).__name__}: {e}")
-    if not isinstance(saved, dict) or saved.get("script") != SCRIPT or "model" not in saved:
-        found = saved.get("script") if isinstance(saved, dict) else None
+    found = saved.get("script") if isinstance(saved, dict) else None
+    if found != SCRIPT or "model" not in saved:
         fail(f"{path!r} was not saved by {SCRIPT}.py (its script: {found or 'unknown'})")
     if saved["args"]["env_id"] != env_id:
         fail(f"{path!r} was trained on {saved['args']['env_id']}; add --env-id {saved['args']['env_id']}")
@@ -619,6 +725,30 @@ def load_saved(path: str, env_id: str) -> dict:
 def format_seconds(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def print_progress(
+    global_step: int, total_steps: int, recent_returns, elapsed: float, steps_run: int, prefix=""
+) -> None:
+    """The console's progress line: the step, the mean of the last 20 returns, the speed, time spent and left."""
+    mean_return = f"{np.mean(recent_returns):8.2f}" if recent_returns else "     n/a"
+    sps, left = int(steps_run / max(elapsed, 1e-9)), elapsed / max(steps_run, 1) * (total_steps - global_step)
+    print(
+        f"{prefix}step {global_step:>9d}/{total_steps} | return(20) {mean_return} | "
+        f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
+        flush=True,
+    )
+
+
+def finish_run(writer, args, stop: StopFlag) -> None:
+    """The run's closing tail: the writer (and Weights and Biases) closed, then exit 130 after a signal."""
+    writer.close()
+    if args.track:
+        import wandb
+
+        wandb.finish()
+    if stop.requested:
+        sys.exit(130)
 
 
 def print_scores(returns: list, lengths: list) -> None:
@@ -806,14 +936,14 @@ class ParentLog:
         self.errors.append((name, text))
 
 
-def save_model(model: nn.Module, args: Args, path: str, **extra) -> None:
+def save_agent(model: nn.Module, args: Args, path: str, **extra) -> None:
     """The weights and the Args (and, for a checkpoint, the step counter and SharedAdam state)."""
     atomic_save({"script": SCRIPT, "model": model.state_dict(), "args": vars(args), **extra}, path)
 
 
 def save_checkpoint(model: nn.Module, optimizer, args: Args, path: str, global_step: int) -> None:
     extra = {"optimizer": optimizer.state_dict()} if optimizer is not None else {}
-    save_model(model, args, path, global_step=int(global_step), **extra)
+    save_agent(model, args, path, global_step=int(global_step), **extra)
 
 
 def load_model(saved: dict, kind: str, obs_shape: tuple, num_actions: int, flag: str) -> nn.Module:
@@ -825,7 +955,7 @@ def load_model(saved: dict, kind: str, obs_shape: tuple, num_actions: int, flag:
     return model
 
 
-def play(args: Args, stop: StopFlag, model: nn.Module, seed: int, greedy: bool, video_folder=None):
+def play_saved(args: Args, stop: StopFlag, model: nn.Module, seed: int, greedy: bool, video_folder=None):
     """`--eval-episodes` whole episodes (all lives, raw score; no stuck rule: the env's time limit caps
     them), for `--play` and the saved model's evaluation: their returns and lengths."""
     env = make_env(args.env_id, args.max_episode_steps, video_folder)
@@ -835,135 +965,4 @@ def play(args: Args, stop: StopFlag, model: nn.Module, seed: int, greedy: bool, 
 
 
 if __name__ == "__main__":
-    args = tyro.cli(Args)
-    stop = StopFlag()
-    validate_args(args)
-    saved = load_saved(args.play or args.resume, args.env_id) if args.play or args.resume else None  # before ALE
-    kind, obs_shape, num_actions = check_env(args.env_id)
-    if kind == "classic":
-        apply_classic_defaults(args, sys.argv[1:])
-    if args.play is not None:
-        video_folder = f"videos/{SCRIPT}_play_{int(time.time())}" if args.capture_video else None
-        model = load_model(saved, kind, obs_shape, num_actions, "--play")
-        print_scores(*play(args, stop, model, args.seed, args.greedy, video_folder))
-        sys.exit(130 if stop.requested else 0)
-    start_step = int(saved.get("global_step", 0)) if saved is not None else 0
-    if start_step >= args.total_timesteps:
-        fail(f"--total-timesteps {args.total_timesteps} is not beyond the checkpoint's step {start_step}")
-    if args.cuda and torch.cuda.is_available():
-        print("note: Hogwild! workers share CPU memory; --cuda is ignored", file=sys.stderr)
-
-    # seeding
-    seed_everything(args.seed, args.torch_deterministic)
-    torch.set_num_threads(1)
-
-    # env setup: each child makes its own env; here the shared model and optimizer
-    if saved is None:
-        shared_model = build_model(kind, obs_shape, num_actions).share_memory()
-    else:
-        shared_model = load_model(saved, kind, obs_shape, num_actions, "--resume").share_memory()
-    optimizer = SharedAdam(shared_model.parameters(), lr=args.learning_rate) if args.shared_optimizer else None
-    if optimizer is not None and saved is not None and "optimizer" in saved:
-        try:
-            optimizer.load_state_dict(saved["optimizer"])  # step counts and moments; shared below
-        except Exception as e:
-            fail(f"--resume: the checkpoint's optimizer state does not fit: {type(e).__name__}: {e}")
-        optimizer.param_groups[0]["lr"] = args.learning_rate  # the learning rate of this run, not the saved one
-    optimizer = optimizer.share_memory() if optimizer is not None else None
-    run_name = make_run_name(args)
-    writer = make_writer(args, run_name)
-    model_path, checkpoint_path = f"runs/{run_name}/{args.exp_name}.pt", f"runs/{run_name}/checkpoint.pt"
-
-    # storage: the shared step counter, the stop event and the queue to the parent
-    ctx = mp.get_context(start_method())
-    counter, stop_event, queue = ctx.Value("q", start_step), ctx.Event(), ctx.Queue()
-
-    # rollout: each worker process plays up to --num-steps steps of its own env (train_worker)
-    # advantages: each worker computes them for its own rollout (compute_gae)
-    # update: each worker steps the shared optimizer with its gradients, without a lock (hogwild_update)
-    tests = "1 test process" if args.test_episodes else "no test process"
-    adam = "SharedAdam" if args.shared_optimizer else "one Adam per worker"
-    print(f"{args.env_id} ({kind}): {args.num_processes} training processes + {tests}, {adam}, lr {args.learning_rate}")
-    start_time = time.time()
-    log = ParentLog(queue, writer, args, start_step, start_time)
-    video_folder = f"videos/{run_name}" if args.capture_video else None
-    train_args = [
-        (rank, args, kind, shared_model, optimizer, counter, stop_event, queue) for rank in range(args.num_processes)
-    ]
-    trainers = [ctx.Process(target=train_worker, args=a, daemon=True) for a in train_args]
-    test_args = (args, kind, shared_model, counter, stop_event, queue, start_step, video_folder)
-    tester = ctx.Process(target=test_worker, args=test_args, daemon=True)
-    processes = trainers + [tester] if args.test_episodes > 0 else trainers
-    mask_stop_signals(block=True)  # a Ctrl-C meanwhile waits for `stop`, it is not lost
-    for p in processes:
-        p.start()
-    mask_stop_signals(block=False)
-
-    # logging
-    print_every = max(1, args.total_timesteps // 100)
-    next_print = start_step + print_every
-    next_checkpoint = start_step + args.checkpoint_interval if args.checkpoint_interval else None
-    while not stop.requested and not log.errors:
-        log.drain(0.2, stop)
-        global_step = counter.value
-        trainers_done = not any(p.is_alive() for p in trainers)
-        if global_step >= next_print or trainers_done:
-            elapsed = time.time() - start_time
-            sps = int((global_step - start_step) / max(elapsed, 1e-9))
-            writer.add_scalar("charts/SPS", sps, global_step)
-            writer.add_scalar("charts/learning_rate", args.learning_rate, global_step)
-            mean_return = f"{np.mean(log.recent_returns):8.2f}" if log.recent_returns else "     n/a"
-            left = elapsed / max(global_step - start_step, 1) * max(args.total_timesteps - global_step, 0)
-            print(
-                f"step {global_step:>9d}/{args.total_timesteps} | return(20) {mean_return} | "
-                f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
-                flush=True,
-            )
-            next_print = global_step + print_every
-        if next_checkpoint is not None and global_step >= next_checkpoint:
-            save_checkpoint(shared_model, optimizer, args, checkpoint_path, global_step)
-            next_checkpoint = global_step + args.checkpoint_interval
-        dead = [(i, p.exitcode) for i, p in enumerate(processes) if p.exitcode not in (None, 0)]
-        if dead and not log.errors:
-            log.drain(0.5)  # its error message may still be on the way
-            name = f"worker {dead[0][0]}" if dead[0][0] < len(trainers) else "test process"
-            log.errors = log.errors or [(name, f"exited with code {dead[0][1]} without a Python error")]
-        if trainers_done:
-            break
-
-    # shutdown
-    stop.saving = True  # from here a second signal only says "still saving"
-    if stop.requested:
-        print(f"interrupted at step {counter.value}", file=sys.stderr)
-    stop_processes(processes, stop_event, log)
-    global_step = counter.value
-    if log.errors:
-        print(f"error: {log.errors[0][0]} failed; all processes stopped\n{log.errors[0][1].rstrip()}", file=sys.stderr)
-        writer.close()
-        sys.exit(1)
-    if stop.requested and args.checkpoint_interval:
-        save_checkpoint(shared_model, optimizer, args, checkpoint_path, global_step)
-        print(f"checkpoint saved to {checkpoint_path}")
-    if args.save_model:
-        save_model(shared_model, args, model_path)
-        print(f"model saved to {model_path}")
-    stop.saving = False
-    if args.save_model and args.eval_episodes > 0 and not stop.requested:
-        # the file read back plays whole games (no stuck rule), as with --play
-        model = load_model(load_saved(model_path, args.env_id), kind, obs_shape, num_actions, "--save-model")
-        returns, _ = play(args, stop, model, args.seed + 10_000, args.greedy_eval)
-        for episodic_return in returns:
-            writer.add_scalar("eval/episodic_return", episodic_return, global_step)
-        if returns:
-            print(
-                f"eval: {len(returns)} episodes of the saved model, return {np.mean(returns):.2f} ± {np.std(returns):.2f}"
-            )
-    if log.best_eval is not None:
-        mean, step, seconds = log.best_eval
-        print(f"best test (whole games): mean return {mean:.2f} at step {step}, time {format_seconds(seconds)}")
-    writer.close()
-    if args.track:
-        import wandb
-
-        wandb.finish()
-    sys.exit(130 if stop.requested else 0)
+    main()

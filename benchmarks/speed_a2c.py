@@ -7,7 +7,7 @@ All on PongNoFrameskip-v4 with 8 environments, CPU, each run in a fresh process,
 command, once per torch thread count in `--threads` (the same count on both sides):
 - `a2c_atari_lstm.py` at its defaults (ALE's native AtariVectorEnv, rollout 5, the article's
   conv + LSTMCell network) with `--torch-threads N`, SPS as the script prints it (steps / training
-  time, start-up excluded), and the same with `--overlap` and with `--compile` (its compiling counted);
+  time, start-up excluded), and the same with `--compile` (its compiling counted);
 - env only: the same AtariVectorEnv, same preprocessing, stepped with uniform random actions
   (the ceiling set by the games; no torch, so measured once per repeat);
 - network only: the script's own `collect_rollout` and update on stored frames, with no env (the
@@ -86,10 +86,7 @@ class StoredFrames:
         self.frames, self.num_envs = frames, len(frames)
         self.no_end = np.zeros(len(frames), dtype=bool)
 
-    def send(self, actions):
-        pass
-
-    def recv(self):
+    def step(self, actions):
         return self.frames, np.zeros(len(self.frames)), self.no_end, self.no_end, {}, (np.zeros(0), np.zeros(0))
 
 
@@ -111,7 +108,7 @@ def network_child(steps: int, seed: int, threads: int) -> None:
     start = time.perf_counter()
     while global_step < steps:
         next_obs, state, global_step, logits, values = a2c.collect_rollout(
-            agent, [games], next_obs, state, storage, global_step, None, [], cpu
+            agent, games, next_obs, state, storage, global_step, None, [], cpu
         )
         with torch.no_grad():
             _, last_value, _ = agent.step(next_obs, state)
@@ -144,10 +141,7 @@ def run_script(steps: int, seed: int, threads: int, cwd: Path, extra: tuple = ()
 
 
 SCRIPT = "a2c_atari_lstm.py (training)"
-LEVERS = {
-    "a2c_atari_lstm.py --overlap (training)": ("--overlap",),
-    "a2c_atari_lstm.py --compile (training)": ("--compile",),
-}
+LEVERS = {"a2c_atari_lstm.py --compile (training)": ("--compile",)}
 ENV_ONLY = "same vector env, random actions (env only)"
 NETWORK_ONLY = "a2c_atari_lstm.py update on stored frames (network only)"
 SB3 = "stable-baselines3 A2C (training)"
@@ -204,8 +198,7 @@ def main(argv=None) -> None:
         "alternating, each in a fresh process, CPU, the same torch thread count on both sides. "
         "a2c_atari_lstm.py at its defaults "
         "(ale-py's native AtariVectorEnv, rollout 5, conv + LSTMCell(288, 288)) plus `--torch-threads`, "
-        "and with `--overlap` (two vector envs of 4 games: one steps while the network acts for the other) "
-        "or `--compile` (compiling inside the timed loop: what a run of this length pays); "
+        "and with `--compile` (compiling inside the timed loop: what a run of this length pays); "
         "env only = the same vector env and preprocessing with random actions; network only = the script's "
         "own rollout and update code on stored frames without any env; stable-baselines3 "
         f"{metadata.version('stable-baselines3')} A2C with make_atari_env (DummyVecEnv) + VecFrameStack(4), "
@@ -213,9 +206,9 @@ def main(argv=None) -> None:
         "SPS = steps / training time inside the process (start-up excluded).\n\n"
         "| side | torch threads | SPS per run | mean SPS |\n|---|---|---|---|\n"
         f"{rows}\n\n"
-        "| torch threads | script / SB3 (target >= 2x) | `--overlap` / SB3 | `--compile` / SB3 | network only / SB3 "
+        "| torch threads | script / SB3 (target >= 2x) | `--compile` / SB3 | network only / SB3 "
         "| script / env only | script / network only |\n"
-        "|---|---|---|---|---|---|---|\n"
+        "|---|---|---|---|---|---|\n"
         f"{ratio_rows}\n\n"
         "`network only / SB3` is the most the script could reach against SB3 if stepping the games cost "
         "nothing: where it is below 2x, the 2x target is out of reach for this network at that thread count "

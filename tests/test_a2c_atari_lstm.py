@@ -111,12 +111,9 @@ class ScriptedGames:
         self.frames, self.terminated, self.truncated, self.final_frames = frames, terminated, truncated, final_frames
         self.num_envs, self.t = frames.shape[1], 0
 
-    def send(self, actions):
-        self.actions = actions
-
-    def recv(self):
+    def step(self, actions):
         t, self.t = self.t, self.t + 1
-        reward = np.full(len(self.actions), float(t))
+        reward = np.full(len(actions), float(t))
         no_games = (np.zeros(0), np.zeros(0, dtype=np.int64))
         info = {"final_obs": self.final_frames[t]}
         return self.frames[t + 1].numpy(), reward, self.terminated[t], self.truncated[t], info, no_games
@@ -146,7 +143,7 @@ def test_rollout_lstm_state_and_truncation_bootstrap(a2c):
     storage = a2c.make_storage(5, 3, "cpu")
     state0 = (torch.randn(3, 288, requires_grad=True), torch.randn(3, 288, requires_grad=True))
     next_obs, state, global_step, logits, values = a2c.collect_rollout(
-        agent, [games], frames[0], state0, storage, 0, NoWriter(), [], "cpu"
+        agent, games, frames[0], state0, storage, 0, NoWriter(), [], "cpu"
     )
     assert global_step == 15 and torch.equal(next_obs, frames[5])
     assert logits.shape == (5, 3, 4) and values.shape == (5, 3) and logits.requires_grad
@@ -175,15 +172,15 @@ def test_rollout_lstm_state_and_truncation_bootstrap(a2c):
     assert agent.convs[0].weight.grad is not None and state0[0].grad is None  # detached at the boundary
 
 
-def rollouts(a2c, agent, groups, obs, rollouts: int):
-    """`rollouts` successive rollouts of `groups` from `obs` and a zero state, as the main loop runs them;
+def rollouts(a2c, agent, games, obs, rollouts: int):
+    """`rollouts` successive rollouts of `games` from `obs` and a zero state, as the main loop runs them;
     then the loss of the last one backpropagated: (actions, rewards, dones, final values, next obs,
     logits, values and gradients)."""
     storage, num_envs = a2c.make_storage(5, len(obs), "cpu"), len(obs)
     state, global_step, seen = agent.initial_state(num_envs, "cpu"), 0, {k: [] for k in storage}
     for _ in range(rollouts):
         obs, state, global_step, logits, values = a2c.collect_rollout(
-            agent, groups, obs, state, storage, global_step, NoWriter(), [], "cpu"
+            agent, games, obs, state, storage, global_step, NoWriter(), [], "cpu"
         )
         for key, value in storage.items():
             seen[key].append(value.clone())
@@ -195,53 +192,15 @@ def rollouts(a2c, agent, groups, obs, rollouts: int):
     return {k: torch.stack(v) for k, v in seen.items()}, obs, logits.detach(), values.detach(), grads
 
 
-def assert_same_rollouts(plain, overlapped):
+def assert_same_rollouts(plain, other):
     storage, obs, logits, values, grads = plain
     for key, value in storage.items():
-        torch.testing.assert_close(overlapped[0][key], value, rtol=1e-5, atol=1e-6, msg=key)
-    assert torch.equal(overlapped[1], obs)
-    torch.testing.assert_close(overlapped[2], logits, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(overlapped[3], values, rtol=1e-5, atol=1e-6)
-    for a, b in zip(grads, overlapped[4]):
+        torch.testing.assert_close(other[0][key], value, rtol=1e-5, atol=1e-6, msg=key)
+    assert torch.equal(other[1], obs)
+    torch.testing.assert_close(other[2], logits, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(other[3], values, rtol=1e-5, atol=1e-6)
+    for a, b in zip(grads, other[4]):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
-
-
-def test_overlapped_rollout_is_the_plain_one_on_scripted_games(a2c, monkeypatch):
-    """`--overlap`: the 3 scripted games of the test above as two groups (1 + 2 games, so the
-    termination and the truncation fall in different groups) give the same storage, final values,
-    logits, values and gradients as one group of 3. Actions: the most likely, so both see the same."""
-    monkeypatch.setattr(a2c, "sample_actions", lambda logits: logits.argmax(-1))
-    frames = torch.randint(0, 256, (6, 3, 4, 84, 84), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
-    final_frames = torch.randint(0, 256, (5, 3, 4, 84, 84), dtype=torch.uint8)
-    terminated, truncated = np.zeros((5, 3), bool), np.zeros((5, 3), bool)
-    terminated[1, 0] = truncated[3, 2] = True
-
-    def games(cols):
-        return ScriptedGames(frames[:, cols], terminated[:, cols], truncated[:, cols], final_frames[:, cols])
-
-    torch.manual_seed(0)
-    agent = a2c.Agent(num_actions=4)
-    plain = rollouts(a2c, agent, [games(slice(0, 3))], frames[0], 1)
-    assert plain[0]["final_values"].count_nonzero() == 1
-    assert_same_rollouts(plain, rollouts(a2c, agent, [games(slice(0, 1)), games(slice(1, 3))], frames[0], 1))
-
-
-def test_overlapped_rollout_is_the_plain_one_on_pong(a2c, monkeypatch):
-    """`--overlap` on the native env: 8 Pong games as two vector envs of 4 (seeded as the main loop seeds
-    them) play the same games as one of 8 for 40 rollouts (1600 steps, points won and lost), with the
-    same frames, rewards, logits, values and gradients."""
-    monkeypatch.setattr(a2c, "sample_actions", lambda logits: logits.argmax(-1))
-    torch.manual_seed(0)
-    agent = a2c.Agent(num_actions=6)
-    results = []
-    for halves in ([8], [4, 4]):
-        groups = [a2c.AtariGames("PongNoFrameskip-v4", n, "ale", 5 + 4 * i) for i, n in enumerate(halves)]
-        obs = torch.as_tensor(np.concatenate([games.reset() for games in groups]))
-        results.append(rollouts(a2c, agent, groups, obs, 40))
-        for games in groups:
-            games.close()
-    assert results[0][0]["rewards"].abs().sum() > 0 and results[0][0]["actions"].unique().numel() > 1
-    assert_same_rollouts(*results)
 
 
 @pytest.mark.slow
@@ -252,9 +211,9 @@ def test_compiled_step_gives_the_plain_rollout(a2c, monkeypatch):
     no_end = np.zeros((10, 3), bool)
     torch.manual_seed(0)
     agent = a2c.Agent(num_actions=4)
-    plain = rollouts(a2c, agent, [ScriptedGames(frames, no_end, no_end, frames)], frames[0], 2)
+    plain = rollouts(a2c, agent, ScriptedGames(frames, no_end, no_end, frames), frames[0], 2)
     agent.step = torch.compile(agent.step, dynamic=False)
-    assert_same_rollouts(plain, rollouts(a2c, agent, [ScriptedGames(frames, no_end, no_end, frames)], frames[0], 2))
+    assert_same_rollouts(plain, rollouts(a2c, agent, ScriptedGames(frames, no_end, no_end, frames), frames[0], 2))
 
 
 def test_network_shape_and_init(a2c):
@@ -324,7 +283,6 @@ def test_non_atari_env_id_exits_2(tmp_path: Path):
         (["--seed", "-1"], "--seed"),
         (["--seed", str(2**64)], "--seed"),
         (["--num-envs", "100000"], "--num-envs"),
-        (["--overlap", "--num-envs", "1"], "--overlap"),
     ],
 )
 def test_bad_values_exit_2_before_anything_is_written(tmp_path: Path, flags, flag):

@@ -3,7 +3,7 @@ averaged gradient is the gradient of all ranks' games, a failing rank ends the r
 rank at the same iteration with one checkpoint.
 
 The ranks are observed without any hook in the script: a `sitecustomize.py` on the ranks' PYTHONPATH
-(Python imports it at start-up) dumps the script's globals at exit or breaks one rank's games."""
+(Python imports it at start-up) dumps the locals of the script's `main` at exit or breaks one rank's games."""
 
 import os
 import signal
@@ -20,18 +20,27 @@ from conftest import ROOT, load_script
 SCRIPT = str(ROOT / "a2c_atari_lstm.py")
 TINY = ["--env-id", "BreakoutNoFrameskip-v4", "--num-envs", "2", "--num-steps", "5", "--eval-episodes", "0"]
 
-# at exit, every rank saves the script's final parameters, step and seed to rank<RANK>.pt
+# at exit, every rank saves the script's final parameters, step and seed (locals of its `main`, whose frame
+# a profile hook catches when `main` is entered; a finished frame keeps its locals) to rank<RANK>.pt
 DUMP_AT_EXIT = """
 import atexit, os, sys
 
+frames = []
+
+def catch_main(frame, event, arg):
+    if event == "call" and frame.f_code.co_name == "main" and frame.f_globals.get("__name__") == "__main__":
+        frames.append(frame)
+        sys.setprofile(None)
+
 def dump():
     import torch
-    main = sys.modules["__main__"]
-    if hasattr(main, "agent"):
-        state = {"model": main.agent.state_dict(), "global_step": main.global_step, "seed": main.seed}
+    local = frames[0].f_locals if frames else {}
+    if "agent" in local:
+        state = {"model": local["agent"].state_dict(), "global_step": local["global_step"], "seed": local["seed"]}
         torch.save(state, os.path.join(os.path.dirname(__file__), f"rank{os.environ['RANK']}.pt"))
 
 if "RANK" in os.environ:
+    sys.setprofile(catch_main)
     atexit.register(dump)
 """
 
@@ -42,15 +51,15 @@ import os
 if os.environ.get("RANK") == "1":
     from ale_py.vector_env import AtariVectorEnv
 
-    recv, calls = AtariVectorEnv.recv, []
+    step, calls = AtariVectorEnv.step, []
 
-    def broken_recv(self):
+    def broken_step(self, actions):
         calls.append(1)
         if len(calls) > 3:
             raise RuntimeError("rank 1's games broke on purpose")
-        return recv(self)
+        return step(self, actions)
 
-    AtariVectorEnv.recv = broken_recv
+    AtariVectorEnv.step = broken_step
 """
 
 

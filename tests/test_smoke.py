@@ -145,13 +145,6 @@ ROWS = [
         id="a2c-breakout-gymnasium-backend",
     ),
     pytest.param(
-        "a2c_atari_lstm.py",
-        "--env-id BreakoutNoFrameskip-v4 --overlap --num-envs 4 --total-timesteps 2000".split(),
-        {"charts/episodic_return", "charts/episodic_length", "charts/SPS", "losses/policy_loss"},
-        False,
-        id="a2c-breakout-overlap",
-    ),
-    pytest.param(
         "a3c_pong_hogwild.py",
         "--env-id CartPole-v1 --num-processes 2 --total-timesteps 3000 --test-episodes 2 --eval-interval 1000 --save-model --eval-episodes 2".split(),
         A3C_TAGS,
