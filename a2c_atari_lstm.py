@@ -4,6 +4,7 @@ Follows the article "A2C(Advantage Actor-Critic)算法", a walk-through of rpatr
 (https://github.com/rpatrik96/pytorch-a2c): 8 parallel games, 4 stacked 84x84 grey frames, 5-step
 rollouts, n-step returns bootstrapped from the critic, loss = policy + 0.5 value - 0.02 entropy.
 Where the script departs from the article, and why: the README's table for this script.
+Needs: torch, gymnasium, ale-py, tyro, tensorboard, numpy, opencv-python-headless; moviepy and pygame for --capture-video.
 
 Usage:
     python a2c_atari_lstm.py                                      # PongNoFrameskip-v4, 10M steps
@@ -88,7 +89,7 @@ class Args:
     checkpoint_interval: int = 1_000_000
     """save `runs/<run name>/checkpoint.pt` every this many steps and at the end (0: only on Ctrl-C or SIGTERM)"""
     resume: Optional[str] = None
-    """a checkpoint to continue (add its `--env-id` if not Pong): its run directory, step and settings, except the flags given"""
+    """a checkpoint to continue: its run directory, step and settings (its env id too), except the flags given"""
     eval_episodes: int = 10
     """the number of evaluation games run with the saved model (with `--save-model`), or played with `--play`"""
     compile: bool = False
@@ -346,8 +347,9 @@ def a2c_loss(logits, values, actions, returns, ent_coef: float, vf_coef: float):
 
 
 def main() -> None:
-    args = tyro.cli(Args)
+    args = tyro.cli(Args, description=__doc__.splitlines()[0])
     stop = StopFlag()
+    settings_from_file(args, args.play or args.resume, sys.argv[1:])
     checkpoint = resume_from(args, sys.argv[1:]) if args.resume and not args.play else None
     validate_args(args)
     torch.set_num_threads(args.torch_threads)
@@ -359,7 +361,7 @@ def main() -> None:
     args.batch_size = int(args.num_envs * args.num_steps * world_size)  # all ranks' games
     args.num_iterations = args.total_timesteps // args.batch_size
     global_step = int(checkpoint["global_step"]) if checkpoint else 0
-    run_name = checkpoint["run_name"] if checkpoint else make_run_name(args)
+    run_name = checkpoint["run_name"] if checkpoint else make_run_dir(args) if rank == 0 else make_run_name(args)
     if rank > 0:  # distributed: only rank 0 writes (TensorBoard, checkpoints, the model, videos)
         writer, args.checkpoint_interval, args.save_model, args.capture_video = NoWriter(), 0, False, False
     elif checkpoint:  # the old run directory; TensorBoard drops what the interrupted run logged after the checkpoint
@@ -400,7 +402,7 @@ def main() -> None:
     log_every = max(1, 4000 // args.batch_size)  # losses every ~4000 steps: logging is not free
     print_every = max(1, args.num_iterations // 200)
     start_time = time.time()
-    print(f"{args.env_id}: {args.num_envs} games ({args.env_backend}), run dir runs/{run_name}", flush=True)
+    print(f"{args.env_id}: {args.num_envs} games ({args.env_backend})", flush=True)
 
     for iteration in range(global_step // args.batch_size + 1, args.num_iterations + 1):
         stop.requested = any_rank(stop.requested, device)  # distributed: one rank's signal stops all
@@ -467,7 +469,7 @@ def main() -> None:
             print(f"eval: {len(eval_returns)} games, return {np.mean(eval_returns):.2f} ± {np.std(eval_returns):.2f}")
     if dist.is_initialized():
         dist.destroy_process_group()  # distributed
-    finish_run(writer, args, stop)
+    finish_run(writer, args, stop, run_name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -476,10 +478,14 @@ def main() -> None:
 # ----------------------------------------------------------------------------------------------
 
 
+class UserError(Exception):
+    """Bad input. Called from Python, this script's functions raise it; the command line prints it as one
+    `error:` line and exits with status 2, having written nothing (the last lines of the file)."""
+
+
 def fail(message: str) -> NoReturn:
-    """A user error: one `error:` line on stderr (a multi-line message is joined), exit status 2."""
-    print("error: " + " ".join(message.split()), file=sys.stderr)
-    sys.exit(2)
+    """A user error, its message on one line."""
+    raise UserError(" ".join(message.split()))
 
 
 def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
@@ -500,6 +506,8 @@ def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
         fail("--track needs Weights and Biases: pip install wandb")
     if args.capture_video and None in (importlib.util.find_spec("moviepy"), importlib.util.find_spec("pygame")):
         fail('--capture-video needs moviepy and pygame: pip install -e ".[video]"')
+    if args.capture_video:  # frames drawn off-screen need no display; SDL would print a false "error:" line
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
 def make_run_name(args) -> str:
@@ -507,14 +515,30 @@ def make_run_name(args) -> str:
     return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
 
 
+def make_run_dir(args) -> str:
+    """Create a new `runs/<run name>/` and return the run name; a run that started in the same second
+    under the same name gets `-2`, `-3`, ... A directory that cannot be made is a user error."""
+    base = make_run_name(args)
+    for n in range(1, 1000):
+        run_name = base if n == 1 else f"{base}-{n}"
+        try:
+            os.makedirs(f"runs/{run_name}")
+            return run_name
+        except FileExistsError:
+            continue
+        except OSError as e:  # `runs` is a file, or a directory we may not write to
+            fail(f"cannot write the run directory 'runs/{run_name}': {e.strerror or e}")
+    fail(f"cannot find a free run directory for 'runs/{base}'")
+
+
 def make_writer(args, run_name: str, purge_step: Optional[int] = None) -> SummaryWriter:
-    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer, with the
-    hyper-parameters as a text table first. A resumed run gives `purge_step`: its directory exists, and
-    TensorBoard drops the points the interrupted run logged from that step on."""
+    """The TensorBoard writer of `runs/<run name>/`, with the hyper-parameters as a text table first. A
+    resumed run gives `purge_step`: TensorBoard drops the points the interrupted run logged from it on."""
     try:
-        os.makedirs(f"runs/{run_name}", exist_ok=purge_step is not None)
-    except OSError as e:  # it exists, `runs` is a file, or a directory we may not write to
+        os.makedirs(f"runs/{run_name}", exist_ok=True)
+    except OSError as e:
         fail(f"cannot write the run directory 'runs/{run_name}': {e.strerror or e}")
+    print(f"run directory: runs/{run_name} (TensorBoard: tensorboard --logdir runs)", flush=True)
     if args.track:
         import wandb
 
@@ -559,8 +583,9 @@ def atomic_save(obj: dict, path: str) -> None:
     os.replace(path + ".tmp", path)
 
 
-def load_saved(path: str, env_id: str) -> dict:
-    """A `--save-model` file or checkpoint of this script for `env_id`; a missing, unreadable or foreign file is a user error."""
+def load_saved(path: str, env_id: Optional[str] = None) -> dict:
+    """A `--save-model` file or checkpoint of this script (trained on `env_id`, when given); a missing,
+    unreadable or foreign file is a user error."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -570,9 +595,20 @@ def load_saved(path: str, env_id: str) -> dict:
     found = saved.get("script") if isinstance(saved, dict) else None
     if found != SCRIPT or "model" not in saved:
         fail(f"{path!r} was not saved by {SCRIPT}.py (its script: {found or 'unknown'})")
-    if saved["args"]["env_id"] != env_id:
-        fail(f"{path!r} was trained on {saved['args']['env_id']}; add --env-id {saved['args']['env_id']}")
+    if env_id is not None and saved["args"]["env_id"] != env_id:
+        fail(f"{path!r} was trained on {saved['args']['env_id']}, not on --env-id {env_id}")
     return saved
+
+
+def settings_from_file(args, path: Optional[str], argv: list[str], names=("env_id",)) -> None:
+    """`--play` and `--resume` take these settings from the file they load (its env id first), unless the
+    command line `argv` gives them; a given `--env-id` the file was not trained on stays an error."""
+    if path is not None:
+        given = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+        saved_args = load_saved(path)["args"]
+        for name in names:
+            if name not in given and name in saved_args:
+                setattr(args, name, saved_args[name])
 
 
 def format_seconds(seconds: float) -> str:
@@ -593,14 +629,20 @@ def print_progress(
     )
 
 
-def finish_run(writer, args, stop: StopFlag) -> None:
-    """The run's closing tail: the writer (and Weights and Biases) closed, then exit 130 after a signal."""
+def finish_run(writer, args, stop: StopFlag, run_name: str) -> None:
+    """The run's closing tail: the writer (and Weights and Biases) closed, the files the run directory holds
+    printed, then exit 130 after a signal."""
     writer.close()
     if args.track:
         import wandb
 
         wandb.finish()
+    files = sorted(os.listdir(f"runs/{run_name}")) if os.path.isdir(f"runs/{run_name}") else []
+    saved = ", ".join(name for name in files if not name.startswith("events.out.")) or "TensorBoard logs only"
+    print(f"{'stopped' if stop.requested else 'done'}: runs/{run_name} holds {saved}", flush=True)
     if stop.requested:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # all is saved: a late signal must not turn exit 130
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # into a death by that signal while Python shuts down
         sys.exit(130)
 
 
@@ -787,4 +829,8 @@ def any_rank(flag: bool, device: torch.device) -> bool:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

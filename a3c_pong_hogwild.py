@@ -10,6 +10,7 @@ Where the script departs from the articles, and why: the README's table for this
 One model and one SharedAdam live in shared memory; each of `--num-processes` worker processes
 copies the weights, plays `--num-steps` steps and steps the shared optimizer with its gradients,
 without a lock (Hogwild!). A test process plays greedy episodes; only the parent writes logs.
+Needs: torch, gymnasium, ale-py, tyro, tensorboard, numpy, opencv-python-headless; moviepy and pygame for --capture-video.
 
 Usage:
     python a3c_pong_hogwild.py                                   # PongDeterministic-v4, one worker per core
@@ -496,8 +497,9 @@ def run_episodes(model, env, num_episodes: int, seed: int, greedy: bool, max_rep
 
 
 def main() -> None:
-    args = tyro.cli(Args)
+    args = tyro.cli(Args, description=__doc__.splitlines()[0])
     stop = StopFlag()
+    settings_from_file(args, args.play or args.resume, sys.argv[1:])
     validate_args(args)
     saved = load_saved(args.play or args.resume, args.env_id) if args.play or args.resume else None  # before ALE
     kind, obs_shape, num_actions = check_env(args.env_id)
@@ -507,6 +509,8 @@ def main() -> None:
         video_folder = f"videos/{SCRIPT}_play_{int(time.time())}" if args.capture_video else None
         model = load_model(saved, kind, obs_shape, num_actions, "--play")
         print_scores(*play_saved(args, stop, model, args.seed, args.greedy, video_folder))
+        if video_folder:
+            print(f"videos saved to {video_folder}/")
         sys.exit(130 if stop.requested else 0)
     start_step = int(saved.get("global_step", 0)) if saved is not None else 0
     if start_step >= args.total_timesteps:
@@ -532,7 +536,7 @@ def main() -> None:
             fail(f"--resume: the checkpoint's optimizer state does not fit: {type(e).__name__}: {e}")
         optimizer.param_groups[0]["lr"] = args.learning_rate  # the learning rate of this run, not the saved one
     optimizer = optimizer.share_memory() if optimizer is not None else None
-    run_name = make_run_name(args)
+    run_name = make_run_dir(args)
     writer = make_writer(args, run_name)
     model_path, checkpoint_path = f"runs/{run_name}/{args.exp_name}.pt", f"runs/{run_name}/checkpoint.pt"
 
@@ -614,7 +618,7 @@ def main() -> None:
     if log.best_eval is not None:
         mean, step, seconds = log.best_eval
         print(f"best test (whole games): mean return {mean:.2f} at step {step}, time {format_seconds(seconds)}")
-    finish_run(writer, args, stop)
+    finish_run(writer, args, stop, run_name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -623,10 +627,14 @@ def main() -> None:
 # ----------------------------------------------------------------------------------------------
 
 
+class UserError(Exception):
+    """Bad input. Called from Python, this script's functions raise it; the command line prints it as one
+    `error:` line and exits with status 2, having written nothing (the last lines of the file)."""
+
+
 def fail(message: str) -> NoReturn:
-    """A user error: one `error:` line on stderr (a multi-line message is joined), exit status 2."""
-    print("error: " + " ".join(message.split()), file=sys.stderr)
-    sys.exit(2)
+    """A user error, its message on one line."""
+    raise UserError(" ".join(message.split()))
 
 
 def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
@@ -647,6 +655,8 @@ def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
         fail("--track needs Weights and Biases: pip install wandb")
     if args.capture_video and None in (importlib.util.find_spec("moviepy"), importlib.util.find_spec("pygame")):
         fail('--capture-video needs moviepy and pygame: pip install -e ".[video]"')
+    if args.capture_video:  # frames drawn off-screen need no display; SDL would print a false "error:" line
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
 def make_run_name(args) -> str:
@@ -654,14 +664,30 @@ def make_run_name(args) -> str:
     return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
 
 
+def make_run_dir(args) -> str:
+    """Create a new `runs/<run name>/` and return the run name; a run that started in the same second
+    under the same name gets `-2`, `-3`, ... A directory that cannot be made is a user error."""
+    base = make_run_name(args)
+    for n in range(1, 1000):
+        run_name = base if n == 1 else f"{base}-{n}"
+        try:
+            os.makedirs(f"runs/{run_name}")
+            return run_name
+        except FileExistsError:
+            continue
+        except OSError as e:  # `runs` is a file, or a directory we may not write to
+            fail(f"cannot write the run directory 'runs/{run_name}': {e.strerror or e}")
+    fail(f"cannot find a free run directory for 'runs/{base}'")
+
+
 def make_writer(args, run_name: str, purge_step: Optional[int] = None) -> SummaryWriter:
-    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer, with the
-    hyper-parameters as a text table first. A resumed run gives `purge_step`: its directory exists, and
-    TensorBoard drops the points the interrupted run logged from that step on."""
+    """The TensorBoard writer of `runs/<run name>/`, with the hyper-parameters as a text table first. A
+    resumed run gives `purge_step`: TensorBoard drops the points the interrupted run logged from it on."""
     try:
-        os.makedirs(f"runs/{run_name}", exist_ok=purge_step is not None)
-    except OSError as e:  # it exists, `runs` is a file, or a directory we may not write to
+        os.makedirs(f"runs/{run_name}", exist_ok=True)
+    except OSError as e:
         fail(f"cannot write the run directory 'runs/{run_name}': {e.strerror or e}")
+    print(f"run directory: runs/{run_name} (TensorBoard: tensorboard --logdir runs)", flush=True)
     if args.track:
         import wandb
 
@@ -706,8 +732,9 @@ def atomic_save(obj: dict, path: str) -> None:
     os.replace(path + ".tmp", path)
 
 
-def load_saved(path: str, env_id: str) -> dict:
-    """A `--save-model` file or checkpoint of this script for `env_id`; a missing, unreadable or foreign file is a user error."""
+def load_saved(path: str, env_id: Optional[str] = None) -> dict:
+    """A `--save-model` file or checkpoint of this script (trained on `env_id`, when given); a missing,
+    unreadable or foreign file is a user error."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -717,9 +744,20 @@ def load_saved(path: str, env_id: str) -> dict:
     found = saved.get("script") if isinstance(saved, dict) else None
     if found != SCRIPT or "model" not in saved:
         fail(f"{path!r} was not saved by {SCRIPT}.py (its script: {found or 'unknown'})")
-    if saved["args"]["env_id"] != env_id:
-        fail(f"{path!r} was trained on {saved['args']['env_id']}; add --env-id {saved['args']['env_id']}")
+    if env_id is not None and saved["args"]["env_id"] != env_id:
+        fail(f"{path!r} was trained on {saved['args']['env_id']}, not on --env-id {env_id}")
     return saved
+
+
+def settings_from_file(args, path: Optional[str], argv: list[str], names=("env_id",)) -> None:
+    """`--play` and `--resume` take these settings from the file they load (its env id first), unless the
+    command line `argv` gives them; a given `--env-id` the file was not trained on stays an error."""
+    if path is not None:
+        given = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+        saved_args = load_saved(path)["args"]
+        for name in names:
+            if name not in given and name in saved_args:
+                setattr(args, name, saved_args[name])
 
 
 def format_seconds(seconds: float) -> str:
@@ -740,14 +778,20 @@ def print_progress(
     )
 
 
-def finish_run(writer, args, stop: StopFlag) -> None:
-    """The run's closing tail: the writer (and Weights and Biases) closed, then exit 130 after a signal."""
+def finish_run(writer, args, stop: StopFlag, run_name: str) -> None:
+    """The run's closing tail: the writer (and Weights and Biases) closed, the files the run directory holds
+    printed, then exit 130 after a signal."""
     writer.close()
     if args.track:
         import wandb
 
         wandb.finish()
+    files = sorted(os.listdir(f"runs/{run_name}")) if os.path.isdir(f"runs/{run_name}") else []
+    saved = ", ".join(name for name in files if not name.startswith("events.out.")) or "TensorBoard logs only"
+    print(f"{'stopped' if stop.requested else 'done'}: runs/{run_name} holds {saved}", flush=True)
     if stop.requested:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # all is saved: a late signal must not turn exit 130
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # into a death by that signal while Python shuts down
         sys.exit(130)
 
 
@@ -853,6 +897,7 @@ def child_setup(seed: int) -> None:
     torch.set_num_threads(1)
     seed_everything(seed, True)
     gym.register_envs(ale_py)
+    ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # ALE's banner: the parent printed it once
 
 
 def parent_alive() -> bool:
@@ -965,4 +1010,8 @@ def play_saved(args: Args, stop: StopFlag, model: nn.Module, seed: int, greedy: 
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

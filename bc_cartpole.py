@@ -5,6 +5,7 @@ chapter 15 (imitation learning) of the book Hands-on Reinforcement Learning (动
 https://hrl.boyuai.com/); the scraped article gives no URL of its own. The inline PPO expert is
 ppo_discrete.py's PPO, the same code: `diff ppo_discrete.py bc_cartpole.py` shows what BC adds.
 Where the script departs from the article, and why: the README's table for this script.
+Needs: torch, gymnasium, tyro, tensorboard, numpy; moviepy and pygame for --capture-video.
 
 Usage:
     python bc_cartpole.py                                     # train a PPO expert inline, then BC
@@ -148,8 +149,9 @@ def bc_loss(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
 
 def main() -> None:
     script_start = time.time()
-    args = tyro.cli(Args)
+    args = tyro.cli(Args, description=__doc__.splitlines()[0])
     stop = StopFlag()
+    settings_from_file(args, args.play, sys.argv[1:], names=("env_id", "bc_hidden_dim"))
     validate_args(args)
     obs_dim, num_actions = check_env(args.env_id)
     if args.play:
@@ -160,7 +162,7 @@ def main() -> None:
         demos = load_demonstrations(args.expert_data, obs_dim, num_actions, args.num_expert_episodes)
     args.batch_size = int(args.num_envs * args.num_steps)
     args.minibatch_size = int(args.batch_size // args.num_minibatches)
-    run_name = make_run_name(args)
+    run_name = make_run_dir(args)
     writer = make_writer(args, run_name)
 
     # seeding
@@ -183,7 +185,12 @@ def main() -> None:
         expert_obs, expert_actions = select_demonstrations(obs, actions, lengths, n, samples, args.seed)
         expert_return = float("nan") if demos["episode_returns"] is None else np.mean(demos["episode_returns"])
     writer.add_scalar("charts/expert_return", expert_return, 0)
-    print(f"cloning {len(expert_actions)} expert state-action pairs (expert return {expert_return:.1f})")
+    source = (
+        f"the expert's {eval_mode} return over {args.final_eval_episodes} evaluation episodes"
+        if demos is None
+        else "the file's return"
+    )
+    print(f"cloning {len(expert_actions)} expert state-action pairs ({source}: {expert_return:.1f})")
 
     # env setup (BC never acts while it learns; environments are only made to evaluate it)
     policy = PolicyNet(obs_dim, args.bc_hidden_dim, num_actions).to(device)
@@ -246,7 +253,7 @@ def main() -> None:
             f"expert {describe(states, 'expert', expert_return)} | threshold {threshold} ({eval_mode} eval): "
             f"{reached} | wall time {format_seconds(time.time() - script_start)}"
         )
-    finish_run(writer, args, stop)
+    finish_run(writer, args, stop, run_name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -565,7 +572,10 @@ def expert_demonstrations(args, run_name: str, writer, eval_episodes: int, devic
         logits_fn, args.env_id, args.num_expert_episodes, args.seed + 20_000, device, greedy=greedy_demos
     )
     save_demonstrations(f"runs/{run_name}/demos.npz", obs, actions, returns, lengths)
-    print(f"{len(returns)} expert episodes ({len(actions)} pairs, return {np.mean(returns):.1f}) saved to demos.npz")
+    kind = "greedy" if greedy_demos else "sampling"
+    print(
+        f"{len(returns)} {kind} expert episodes, {len(actions)} pairs, return {np.mean(returns):.1f}: saved to demos.npz"
+    )
     if expert is not None and args.save_model:
         expert_file = {"script": SCRIPT, "expert": True, "model": expert.state_dict(), "args": vars(args)}
         atomic_save(expert_file, f"runs/{run_name}/expert.pt")
@@ -687,10 +697,14 @@ def load_demonstrations(path: str, obs_dim: int, num_actions: int, num_episodes:
 # ----------------------------------------------------------------------------------------------
 
 
+class UserError(Exception):
+    """Bad input. Called from Python, this script's functions raise it; the command line prints it as one
+    `error:` line and exits with status 2, having written nothing (the last lines of the file)."""
+
+
 def fail(message: str) -> NoReturn:
-    """A user error: one `error:` line on stderr (a multi-line message is joined), exit status 2."""
-    print("error: " + " ".join(message.split()), file=sys.stderr)
-    sys.exit(2)
+    """A user error, its message on one line."""
+    raise UserError(" ".join(message.split()))
 
 
 def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
@@ -711,6 +725,8 @@ def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
         fail("--track needs Weights and Biases: pip install wandb")
     if args.capture_video and None in (importlib.util.find_spec("moviepy"), importlib.util.find_spec("pygame")):
         fail('--capture-video needs moviepy and pygame: pip install -e ".[video]"')
+    if args.capture_video:  # frames drawn off-screen need no display; SDL would print a false "error:" line
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
 def make_run_name(args) -> str:
@@ -718,14 +734,30 @@ def make_run_name(args) -> str:
     return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
 
 
+def make_run_dir(args) -> str:
+    """Create a new `runs/<run name>/` and return the run name; a run that started in the same second
+    under the same name gets `-2`, `-3`, ... A directory that cannot be made is a user error."""
+    base = make_run_name(args)
+    for n in range(1, 1000):
+        run_name = base if n == 1 else f"{base}-{n}"
+        try:
+            os.makedirs(f"runs/{run_name}")
+            return run_name
+        except FileExistsError:
+            continue
+        except OSError as e:  # `runs` is a file, or a directory we may not write to
+            fail(f"cannot write the run directory 'runs/{run_name}': {e.strerror or e}")
+    fail(f"cannot find a free run directory for 'runs/{base}'")
+
+
 def make_writer(args, run_name: str, purge_step: Optional[int] = None) -> SummaryWriter:
-    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer, with the
-    hyper-parameters as a text table first. A resumed run gives `purge_step`: its directory exists, and
-    TensorBoard drops the points the interrupted run logged from that step on."""
+    """The TensorBoard writer of `runs/<run name>/`, with the hyper-parameters as a text table first. A
+    resumed run gives `purge_step`: TensorBoard drops the points the interrupted run logged from it on."""
     try:
-        os.makedirs(f"runs/{run_name}", exist_ok=purge_step is not None)
-    except OSError as e:  # it exists, `runs` is a file, or a directory we may not write to
+        os.makedirs(f"runs/{run_name}", exist_ok=True)
+    except OSError as e:
         fail(f"cannot write the run directory 'runs/{run_name}': {e.strerror or e}")
+    print(f"run directory: runs/{run_name} (TensorBoard: tensorboard --logdir runs)", flush=True)
     if args.track:
         import wandb
 
@@ -770,8 +802,9 @@ def atomic_save(obj: dict, path: str) -> None:
     os.replace(path + ".tmp", path)
 
 
-def load_saved(path: str, env_id: str) -> dict:
-    """A `--save-model` file or checkpoint of this script for `env_id`; a missing, unreadable or foreign file is a user error."""
+def load_saved(path: str, env_id: Optional[str] = None) -> dict:
+    """A `--save-model` file or checkpoint of this script (trained on `env_id`, when given); a missing,
+    unreadable or foreign file is a user error."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -781,9 +814,20 @@ def load_saved(path: str, env_id: str) -> dict:
     found = saved.get("script") if isinstance(saved, dict) else None
     if found != SCRIPT or "model" not in saved:
         fail(f"{path!r} was not saved by {SCRIPT}.py (its script: {found or 'unknown'})")
-    if saved["args"]["env_id"] != env_id:
-        fail(f"{path!r} was trained on {saved['args']['env_id']}; add --env-id {saved['args']['env_id']}")
+    if env_id is not None and saved["args"]["env_id"] != env_id:
+        fail(f"{path!r} was trained on {saved['args']['env_id']}, not on --env-id {env_id}")
     return saved
+
+
+def settings_from_file(args, path: Optional[str], argv: list[str], names=("env_id",)) -> None:
+    """`--play` and `--resume` take these settings from the file they load (its env id first), unless the
+    command line `argv` gives them; a given `--env-id` the file was not trained on stays an error."""
+    if path is not None:
+        given = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+        saved_args = load_saved(path)["args"]
+        for name in names:
+            if name not in given and name in saved_args:
+                setattr(args, name, saved_args[name])
 
 
 def format_seconds(seconds: float) -> str:
@@ -804,14 +848,20 @@ def print_progress(
     )
 
 
-def finish_run(writer, args, stop: StopFlag) -> None:
-    """The run's closing tail: the writer (and Weights and Biases) closed, then exit 130 after a signal."""
+def finish_run(writer, args, stop: StopFlag, run_name: str) -> None:
+    """The run's closing tail: the writer (and Weights and Biases) closed, the files the run directory holds
+    printed, then exit 130 after a signal."""
     writer.close()
     if args.track:
         import wandb
 
         wandb.finish()
+    files = sorted(os.listdir(f"runs/{run_name}")) if os.path.isdir(f"runs/{run_name}") else []
+    saved = ", ".join(name for name in files if not name.startswith("events.out.")) or "TensorBoard logs only"
+    print(f"{'stopped' if stop.requested else 'done'}: runs/{run_name} holds {saved}", flush=True)
     if stop.requested:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # all is saved: a late signal must not turn exit 130
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # into a death by that signal while Python shuts down
         sys.exit(130)
 
 
@@ -840,7 +890,15 @@ def validate_args(args: Args) -> None:
 
 
 def check_env(env_id: str) -> tuple[int, int]:
-    """Build the env once to check that it exists and that its spaces are supported; returns (obs_dim, num_actions)."""
+    """Build the env once to check that it exists and that its spaces are supported; returns (obs_dim, num_actions).
+    Atari ids resolve (ale-py registered), to be sent to the scripts made for frames."""
+    try:
+        import ale_py
+
+        gym.register_envs(ale_py)
+        ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no banner before an error line
+    except ImportError:  # without ale-py an Atari id is simply unknown
+        pass
     try:
         env = gym.make(env_id)
     except Exception as e:  # unknown id, missing module, env constructor error
@@ -851,6 +909,11 @@ def check_env(env_id: str) -> tuple[int, int]:
         fail(f"--env-id {env_id!r} has action space {action_space}; this script needs Discrete actions")
     if not isinstance(observation_space, gym.spaces.Box):
         fail(f"--env-id {env_id!r} has observation space {observation_space}; this script needs a Box")
+    if np.prod(observation_space.shape) > 10_000:  # image frames: the MLP would learn nothing, slowly
+        fail(
+            f"--env-id {env_id!r} observes {observation_space.shape} ({np.prod(observation_space.shape):,} values), too "
+            "many for this MLP; for Atari frames use a2c_atari_lstm.py or a3c_pong_hogwild.py"
+        )
     return int(np.prod(observation_space.shape)), int(action_space.n)
 
 
@@ -933,4 +996,8 @@ def play_saved(args: Args, stop: StopFlag, obs_dim: int, num_actions: int) -> No
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -4,6 +4,7 @@ Follows the article "PPO算法实践(基于cleanrl)" (http://www.kler.cn/a/40969
 https://github.com/acezsq/rlCode/blob/main/ppo_new.py), itself an adaptation of cleanrl's
 ppo.py (https://github.com/vwxyzjn/cleanrl) to a single environment and custom gym envs.
 Where the script departs from the article, and why: the README's table for this script.
+Needs: torch, gymnasium, tyro, tensorboard, numpy; moviepy and pygame for --capture-video.
 
 Usage:
     python ppo_discrete.py --env-id CartPole-v1
@@ -327,8 +328,9 @@ def ppo_losses(newlogprob, oldlogprob, advantages, newvalue, oldvalue, returns, 
 
 
 def main() -> None:
-    args = tyro.cli(Args)
+    args = tyro.cli(Args, description=__doc__.splitlines()[0])
     stop = StopFlag()
+    settings_from_file(args, args.play, sys.argv[1:])
     validate_args(args)
     obs_dim, num_actions = check_env(args.env_id)
     if args.play:
@@ -337,7 +339,7 @@ def main() -> None:
     args.batch_size = int(args.num_envs * args.num_steps)
     args.minibatch_size = int(args.batch_size // args.num_minibatches)
     args.num_iterations = args.total_timesteps // args.batch_size
-    run_name = make_run_name(args)
+    run_name = make_run_dir(args)
     writer = make_writer(args, run_name)
 
     # seeding
@@ -406,7 +408,7 @@ def main() -> None:
         demos = run_episodes(agent.actor, args.env_id, args.save_demos_episodes, args.seed + 20_000, device)
         save_demonstrations(demos_path, demos.obs, demos.actions, demos.returns, demos.lengths)
         print(f"{len(demos.returns)} demonstration episodes ({len(demos.actions)} pairs) saved to {demos_path}")
-    finish_run(writer, args, stop)
+    finish_run(writer, args, stop, run_name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -415,10 +417,14 @@ def main() -> None:
 # ----------------------------------------------------------------------------------------------
 
 
+class UserError(Exception):
+    """Bad input. Called from Python, this script's functions raise it; the command line prints it as one
+    `error:` line and exits with status 2, having written nothing (the last lines of the file)."""
+
+
 def fail(message: str) -> NoReturn:
-    """A user error: one `error:` line on stderr (a multi-line message is joined), exit status 2."""
-    print("error: " + " ".join(message.split()), file=sys.stderr)
-    sys.exit(2)
+    """A user error, its message on one line."""
+    raise UserError(" ".join(message.split()))
 
 
 def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
@@ -439,6 +445,8 @@ def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
         fail("--track needs Weights and Biases: pip install wandb")
     if args.capture_video and None in (importlib.util.find_spec("moviepy"), importlib.util.find_spec("pygame")):
         fail('--capture-video needs moviepy and pygame: pip install -e ".[video]"')
+    if args.capture_video:  # frames drawn off-screen need no display; SDL would print a false "error:" line
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
 def make_run_name(args) -> str:
@@ -446,14 +454,30 @@ def make_run_name(args) -> str:
     return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
 
 
+def make_run_dir(args) -> str:
+    """Create a new `runs/<run name>/` and return the run name; a run that started in the same second
+    under the same name gets `-2`, `-3`, ... A directory that cannot be made is a user error."""
+    base = make_run_name(args)
+    for n in range(1, 1000):
+        run_name = base if n == 1 else f"{base}-{n}"
+        try:
+            os.makedirs(f"runs/{run_name}")
+            return run_name
+        except FileExistsError:
+            continue
+        except OSError as e:  # `runs` is a file, or a directory we may not write to
+            fail(f"cannot write the run directory 'runs/{run_name}': {e.strerror or e}")
+    fail(f"cannot find a free run directory for 'runs/{base}'")
+
+
 def make_writer(args, run_name: str, purge_step: Optional[int] = None) -> SummaryWriter:
-    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer, with the
-    hyper-parameters as a text table first. A resumed run gives `purge_step`: its directory exists, and
-    TensorBoard drops the points the interrupted run logged from that step on."""
+    """The TensorBoard writer of `runs/<run name>/`, with the hyper-parameters as a text table first. A
+    resumed run gives `purge_step`: TensorBoard drops the points the interrupted run logged from it on."""
     try:
-        os.makedirs(f"runs/{run_name}", exist_ok=purge_step is not None)
-    except OSError as e:  # it exists, `runs` is a file, or a directory we may not write to
+        os.makedirs(f"runs/{run_name}", exist_ok=True)
+    except OSError as e:
         fail(f"cannot write the run directory 'runs/{run_name}': {e.strerror or e}")
+    print(f"run directory: runs/{run_name} (TensorBoard: tensorboard --logdir runs)", flush=True)
     if args.track:
         import wandb
 
@@ -498,8 +522,9 @@ def atomic_save(obj: dict, path: str) -> None:
     os.replace(path + ".tmp", path)
 
 
-def load_saved(path: str, env_id: str) -> dict:
-    """A `--save-model` file or checkpoint of this script for `env_id`; a missing, unreadable or foreign file is a user error."""
+def load_saved(path: str, env_id: Optional[str] = None) -> dict:
+    """A `--save-model` file or checkpoint of this script (trained on `env_id`, when given); a missing,
+    unreadable or foreign file is a user error."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -509,9 +534,20 @@ def load_saved(path: str, env_id: str) -> dict:
     found = saved.get("script") if isinstance(saved, dict) else None
     if found != SCRIPT or "model" not in saved:
         fail(f"{path!r} was not saved by {SCRIPT}.py (its script: {found or 'unknown'})")
-    if saved["args"]["env_id"] != env_id:
-        fail(f"{path!r} was trained on {saved['args']['env_id']}; add --env-id {saved['args']['env_id']}")
+    if env_id is not None and saved["args"]["env_id"] != env_id:
+        fail(f"{path!r} was trained on {saved['args']['env_id']}, not on --env-id {env_id}")
     return saved
+
+
+def settings_from_file(args, path: Optional[str], argv: list[str], names=("env_id",)) -> None:
+    """`--play` and `--resume` take these settings from the file they load (its env id first), unless the
+    command line `argv` gives them; a given `--env-id` the file was not trained on stays an error."""
+    if path is not None:
+        given = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+        saved_args = load_saved(path)["args"]
+        for name in names:
+            if name not in given and name in saved_args:
+                setattr(args, name, saved_args[name])
 
 
 def format_seconds(seconds: float) -> str:
@@ -532,14 +568,20 @@ def print_progress(
     )
 
 
-def finish_run(writer, args, stop: StopFlag) -> None:
-    """The run's closing tail: the writer (and Weights and Biases) closed, then exit 130 after a signal."""
+def finish_run(writer, args, stop: StopFlag, run_name: str) -> None:
+    """The run's closing tail: the writer (and Weights and Biases) closed, the files the run directory holds
+    printed, then exit 130 after a signal."""
     writer.close()
     if args.track:
         import wandb
 
         wandb.finish()
+    files = sorted(os.listdir(f"runs/{run_name}")) if os.path.isdir(f"runs/{run_name}") else []
+    saved = ", ".join(name for name in files if not name.startswith("events.out.")) or "TensorBoard logs only"
+    print(f"{'stopped' if stop.requested else 'done'}: runs/{run_name} holds {saved}", flush=True)
     if stop.requested:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # all is saved: a late signal must not turn exit 130
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # into a death by that signal while Python shuts down
         sys.exit(130)
 
 
@@ -571,7 +613,15 @@ def validate_args(args: Args) -> None:
 
 
 def check_env(env_id: str) -> tuple[int, int]:
-    """Build the env once to check that it exists and that its spaces are supported; returns (obs_dim, num_actions)."""
+    """Build the env once to check that it exists and that its spaces are supported; returns (obs_dim, num_actions).
+    Atari ids resolve (ale-py registered), to be sent to the scripts made for frames."""
+    try:
+        import ale_py
+
+        gym.register_envs(ale_py)
+        ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no banner before an error line
+    except ImportError:  # without ale-py an Atari id is simply unknown
+        pass
     try:
         env = gym.make(env_id)
     except Exception as e:  # unknown id, missing module, env constructor error
@@ -582,6 +632,11 @@ def check_env(env_id: str) -> tuple[int, int]:
         fail(f"--env-id {env_id!r} has action space {action_space}; this script needs Discrete actions")
     if not isinstance(observation_space, gym.spaces.Box):
         fail(f"--env-id {env_id!r} has observation space {observation_space}; this script needs a Box")
+    if np.prod(observation_space.shape) > 10_000:  # image frames: the MLP would learn nothing, slowly
+        fail(
+            f"--env-id {env_id!r} observes {observation_space.shape} ({np.prod(observation_space.shape):,} values), too "
+            "many for this MLP; for Atari frames use a2c_atari_lstm.py or a3c_pong_hogwild.py"
+        )
     return int(np.prod(observation_space.shape)), int(action_space.n)
 
 
@@ -663,4 +718,8 @@ def play_saved(args: Args, stop: StopFlag) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -7,6 +7,7 @@ Critic (A3C) with tf.keras and eager execution",
 https://medium.com/tensorflow/deep-reinforcement-learning-playing-cartpole-through-asynchronous-advantage-actor-critic-a3c-7eab2eea5296):
 play `--num-episodes` whole episodes with actions sampled uniformly from the action space and report the
 average score ("about 20 across 4000 episodes" on CartPole-v0 in the article).
+Needs: torch, gymnasium, ale-py, tyro, tensorboard, numpy; moviepy and pygame for --capture-video.
 
 Usage:
     python random_baseline.py --env-id CartPole-v1                          # 4000 episodes, as in the article
@@ -139,12 +140,12 @@ def sample_actions(envs, actions, since_sampled: np.ndarray, action_repeat: int)
 
 
 def main() -> None:
-    args = tyro.cli(Args)
+    args = tyro.cli(Args, description=__doc__.splitlines()[0])
     stop = StopFlag()
     validate_args(args)
     gym.register_envs(ale_py)
     check_env(args.env_id)
-    run_name = make_run_name(args)
+    run_name = make_run_dir(args)
     writer = make_writer(args, run_name)
 
     # seeding
@@ -172,7 +173,7 @@ def main() -> None:
         model_path = f"runs/{run_name}/{args.exp_name}.pt"
         save_summary(args, logger.returns, logger.lengths, model_path)
         print(f"episode returns saved to {model_path} (a random policy has no weights)")
-    finish_run(writer, args, stop)
+    finish_run(writer, args, stop, run_name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -181,10 +182,14 @@ def main() -> None:
 # ----------------------------------------------------------------------------------------------
 
 
+class UserError(Exception):
+    """Bad input. Called from Python, this script's functions raise it; the command line prints it as one
+    `error:` line and exits with status 2, having written nothing (the last lines of the file)."""
+
+
 def fail(message: str) -> NoReturn:
-    """A user error: one `error:` line on stderr (a multi-line message is joined), exit status 2."""
-    print("error: " + " ".join(message.split()), file=sys.stderr)
-    sys.exit(2)
+    """A user error, its message on one line."""
+    raise UserError(" ".join(message.split()))
 
 
 def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
@@ -205,6 +210,8 @@ def check_args(args, positive=(), non_negative=(), at_most=None) -> None:
         fail("--track needs Weights and Biases: pip install wandb")
     if args.capture_video and None in (importlib.util.find_spec("moviepy"), importlib.util.find_spec("pygame")):
         fail('--capture-video needs moviepy and pygame: pip install -e ".[video]"')
+    if args.capture_video:  # frames drawn off-screen need no display; SDL would print a false "error:" line
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
 def make_run_name(args) -> str:
@@ -212,14 +219,30 @@ def make_run_name(args) -> str:
     return f"{safe_env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
 
 
+def make_run_dir(args) -> str:
+    """Create a new `runs/<run name>/` and return the run name; a run that started in the same second
+    under the same name gets `-2`, `-3`, ... A directory that cannot be made is a user error."""
+    base = make_run_name(args)
+    for n in range(1, 1000):
+        run_name = base if n == 1 else f"{base}-{n}"
+        try:
+            os.makedirs(f"runs/{run_name}")
+            return run_name
+        except FileExistsError:
+            continue
+        except OSError as e:  # `runs` is a file, or a directory we may not write to
+            fail(f"cannot write the run directory 'runs/{run_name}': {e.strerror or e}")
+    fail(f"cannot find a free run directory for 'runs/{base}'")
+
+
 def make_writer(args, run_name: str, purge_step: Optional[int] = None) -> SummaryWriter:
-    """Create `runs/<run name>/` (a user error if it cannot be written) and its TensorBoard writer, with the
-    hyper-parameters as a text table first. A resumed run gives `purge_step`: its directory exists, and
-    TensorBoard drops the points the interrupted run logged from that step on."""
+    """The TensorBoard writer of `runs/<run name>/`, with the hyper-parameters as a text table first. A
+    resumed run gives `purge_step`: TensorBoard drops the points the interrupted run logged from it on."""
     try:
-        os.makedirs(f"runs/{run_name}", exist_ok=purge_step is not None)
-    except OSError as e:  # it exists, `runs` is a file, or a directory we may not write to
+        os.makedirs(f"runs/{run_name}", exist_ok=True)
+    except OSError as e:
         fail(f"cannot write the run directory 'runs/{run_name}': {e.strerror or e}")
+    print(f"run directory: runs/{run_name} (TensorBoard: tensorboard --logdir runs)", flush=True)
     if args.track:
         import wandb
 
@@ -269,14 +292,20 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def finish_run(writer, args, stop: StopFlag) -> None:
-    """The run's closing tail: the writer (and Weights and Biases) closed, then exit 130 after a signal."""
+def finish_run(writer, args, stop: StopFlag, run_name: str) -> None:
+    """The run's closing tail: the writer (and Weights and Biases) closed, the files the run directory holds
+    printed, then exit 130 after a signal."""
     writer.close()
     if args.track:
         import wandb
 
         wandb.finish()
+    files = sorted(os.listdir(f"runs/{run_name}")) if os.path.isdir(f"runs/{run_name}") else []
+    saved = ", ".join(name for name in files if not name.startswith("events.out.")) or "TensorBoard logs only"
+    print(f"{'stopped' if stop.requested else 'done'}: runs/{run_name} holds {saved}", flush=True)
     if stop.requested:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # all is saved: a late signal must not turn exit 130
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # into a death by that signal while Python shuts down
         sys.exit(130)
 
 
@@ -350,4 +379,8 @@ class EpisodeLogger:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

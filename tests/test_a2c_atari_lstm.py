@@ -2,17 +2,14 @@
 checkpoint/resume, play, signals and bad input. Expected values are worked out by hand in the comments."""
 
 import importlib.util
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, assert_user_error, load_script, read_scalars, run_script
+from conftest import assert_user_error, load_script, read_scalars, run_script, signal_when, start_script
 
 SCRIPT = "a2c_atari_lstm.py"
 BREAKOUT = ["--env-id", "BreakoutNoFrameskip-v4"]
@@ -310,10 +307,12 @@ def test_file_of_another_script_or_env_exits_2(tmp_path: Path, mode):
     assert_user_error(run_script(SCRIPT, [mode, "other.pt"], cwd=tmp_path), tmp_path, "ppo_discrete")
     mine = {"script": "a2c_atari_lstm", "model": {}, "args": {"env_id": "BreakoutNoFrameskip-v4"}}
     torch.save(mine, tmp_path / "breakout.pt")
-    assert_user_error(run_script(SCRIPT, [mode, "breakout.pt"], cwd=tmp_path), tmp_path, "--env-id Breakout")
-    # this script's, this env's, but no network in it (--play) / no optimizer or step counter (--resume)
+    # the env id comes from the file; a given --env-id it was not trained on stays an error
+    pong = [mode, "breakout.pt", "--env-id", "PongNoFrameskip-v4"]
+    assert_user_error(run_script(SCRIPT, pong, cwd=tmp_path), tmp_path, "not on --env-id PongNoFrameskip-v4")
+    # this script's, its env taken from it, but no network in it (--play) / no optimizer or step counter (--resume)
     expected = "does not hold this script's network" if mode == "--play" else "not a checkpoint"
-    assert_user_error(run_script(SCRIPT, [mode, "breakout.pt", *BREAKOUT], cwd=tmp_path), tmp_path, expected)
+    assert_user_error(run_script(SCRIPT, [mode, "breakout.pt"], cwd=tmp_path), tmp_path, expected)
 
 
 def test_resume_takes_the_checkpoint_settings_except_the_flags_given(a2c, tmp_path: Path):
@@ -356,7 +355,7 @@ def test_checkpoint_resumes_same_parameters_and_step(tmp_path: Path):
     # resuming with nothing left to do saves exactly the checkpoint's parameters (--save-model comes
     # from the checkpoint)
     model_path.unlink()
-    again = run_script(SCRIPT, ["--resume", str(ckpt_path), *BREAKOUT, "--total-timesteps", "80"], cwd=tmp_path)
+    again = run_script(SCRIPT, ["--resume", str(ckpt_path), "--total-timesteps", "80"], cwd=tmp_path)  # its env
     assert again.returncode == 0, again.stderr[-2000:]
     assert "at step 80" in again.stdout
     saved = torch.load(model_path, weights_only=True)["model"]
@@ -374,24 +373,20 @@ def test_checkpoint_resumes_same_parameters_and_step(tmp_path: Path):
     assert not model_path.exists()  # --no-save-model won over the checkpoint's --save-model
     assert [s for s, _ in all_scalars(run_dir)["charts/SPS"]] == [80, 160]  # one curve, the stray point gone
     assert sorted(s for s, _ in read_scalars(run_dir)["charts/SPS"]) == [80, 120, 160]  # (it is in the files)
+    # every event file the resumed runs wrote starts with the settings they ran with
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    newest = EventAccumulator(str(max(run_dir.glob("events.out.*"))))
+    newest.Reload()
+    (text,) = newest.Tensors("hyperparameters/text_summary")
+    table = text.tensor_proto.string_val[0].decode()
+    assert "|total_timesteps|160|" in table and "|save_model|False|" in table
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_saves_model_and_checkpoint_and_exits_130(tmp_path: Path, signum):
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / SCRIPT), *BREAKOUT, "--num-envs", "2", "--save-model"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        # as from a terminal: a background parent (CI, `cmd &`) may have SIGINT ignored, which children inherit
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    assert "run dir" in proc.stdout.readline()  # printed when training starts
-    time.sleep(1.0)
-    proc.send_signal(signum)
-    out, err = proc.communicate(timeout=60)
+    proc = start_script([SCRIPT, *BREAKOUT, "--num-envs", "2", "--save-model"], tmp_path)
+    out, err = signal_when(proc, "BreakoutNoFrameskip-v4: 2 games", lambda: proc.send_signal(signum), settle=1.0)
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "checkpoint saved" in err
     (run_dir,) = list((tmp_path / "runs").iterdir())

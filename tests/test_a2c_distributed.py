@@ -9,13 +9,12 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import torch
-from conftest import ROOT, load_script
+from conftest import ROOT, load_script, signal_when, start_script
 
 SCRIPT = str(ROOT / "a2c_atari_lstm.py")
 TINY = ["--env-id", "BreakoutNoFrameskip-v4", "--num-envs", "2", "--num-steps", "5", "--eval-episodes", "0"]
@@ -69,12 +68,12 @@ def torchrun(tmp_path: Path, sitecustomize: str, args: list[str], popen=False, t
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "sitecustomize.py").write_text(textwrap.dedent(sitecustomize))
     (tmp_path / "work").mkdir()
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", SCRIPT, *args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(tmp_path / "site"), "OMP_NUM_THREADS": "1"}
-    kwargs = dict(cwd=tmp_path / "work", env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if popen:  # as from a terminal: a background parent may have SIGINT ignored, which children inherit
-        return subprocess.Popen(cmd, **kwargs, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    return subprocess.run(cmd, **kwargs, timeout=timeout)
+    command = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", SCRIPT, *args]
+    proc = start_script(command, tmp_path / "work", {"PYTHONPATH": str(tmp_path / "site"), "OMP_NUM_THREADS": "1"})
+    if popen:
+        return proc
+    stdout, stderr = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def test_two_ranks_end_with_identical_parameters_and_only_rank_0_writes(tmp_path: Path):
@@ -100,7 +99,7 @@ def test_two_ranks_end_with_identical_parameters_and_only_rank_0_writes(tmp_path
     ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     assert ckpt["global_step"] == 80 and ckpt["args"]["batch_size"] == 20
     assert all(torch.equal(ckpt["model"][k], rank0["model"][k]) for k in ckpt["model"])
-    assert result.stdout.count("run dir") == 1 and result.stdout.count("model saved") == 1
+    assert result.stdout.count("run directory:") == 1 and result.stdout.count("model saved") == 1
     assert "torchrun: 2 ranks (gloo)" in result.stdout
 
 
@@ -169,10 +168,8 @@ def test_a_failing_rank_ends_the_whole_run_non_zero_within_seconds(tmp_path: Pat
 
 def test_sigint_to_torchrun_stops_every_rank_at_the_same_iteration_with_one_checkpoint(tmp_path: Path):
     proc = torchrun(tmp_path, DUMP_AT_EXIT, [*TINY, "--total-timesteps", "1000000", "--save-model"], popen=True)
-    assert "run dir" in proc.stdout.readline() + proc.stdout.readline()  # training started (after torchrun's line)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)  # Ctrl-C: torchrun passes it on to each rank once
-    out, err = proc.communicate(timeout=60)
+    # Ctrl-C once training has started: torchrun passes it on to each rank once
+    out, err = signal_when(proc, "BreakoutNoFrameskip-v4: 2 games", lambda: proc.send_signal(signal.SIGINT), settle=1.0)
     assert proc.returncode != 0  # torchrun re-raises the signal (its own traceback, the only one)
     assert err.count("SIGINT: stopping after this iteration") == 2 and "aborting" not in err
     assert err.count("Traceback") == 1 and "SignalException" in err

@@ -19,11 +19,21 @@ IMITATION = ["bc_cartpole.py", "gail_cartpole.py"]
 ACTOR_CRITIC = ["ppo_discrete.py", "a2c_atari_lstm.py", "a3c_pong_hogwild.py", "bc_cartpole.py", "gail_cartpole.py"]
 
 # (definitions, the scripts that must hold identical copies of each); the first script is the reference
-PLUMBING = ["fail", "check_args", "make_run_name", "make_writer", "seed_everything", "StopFlag", "atomic_save"]
+PLUMBING = [
+    "UserError",
+    "fail",
+    "check_args",
+    "make_run_name",
+    "make_run_dir",
+    "make_writer",
+    "seed_everything",
+    "StopFlag",
+    "atomic_save",
+]
 PLUMBING += ["format_seconds", "finish_run"]
 SHARED = [
     (PLUMBING, SCRIPTS),
-    (["load_saved", "print_progress", "print_scores"], LEARNING),
+    (["load_saved", "settings_from_file", "print_progress", "print_scores"], LEARNING),
     (["compute_gae"], ACTOR_CRITIC),
     (["sample_actions", "given_flags", "check_compile"], ["a2c_atari_lstm.py", "a3c_pong_hogwild.py"]),
     (
@@ -68,6 +78,16 @@ SECTIONS["bc_cartpole.py"] = [
 ]
 SECTIONS["a3c_pong_hogwild.py"] = ["# seeding", "# env setup", "# rollout", "# logging", "# shutdown"]
 SECTIONS["random_baseline.py"] = ["# seeding", "# env setup", "# rollout", "# logging", "# shutdown"]
+
+
+# the end of every script: main(), and the script's UserError as one `error:` line and exit status 2
+MAIN_BLOCK = """if __name__ == "__main__":
+    try:
+        main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+"""
 
 
 def parse(script: str) -> ast.Module:
@@ -138,7 +158,7 @@ def test_ppo_and_expert_fields_identical(script):
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_one_reading_direction(script):
     """Args, the networks and the algorithm, then `def main`, then the plumbing banner and every shared
-    plumbing definition, and `if __name__ == "__main__": main()` last."""
+    plumbing definition, and the command line's block last."""
     text = (ROOT / script).read_text()
     body = parse(script).body
     line = {n.name: n.lineno for n in body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
@@ -149,8 +169,8 @@ def test_one_reading_direction(script):
     assert line["Args"] < line["main"] < banner
     assert all(at < line["main"] for at in modules) or script in IMITATION  # bc, gail: the expert's after the loop
     assert all(banner < line[name] for names, _ in SHARED[:2] for name in names if name in line)
-    last = body[-1]
-    assert isinstance(last, ast.If) and ast.unparse(last) == "if __name__ == '__main__':\n    main()"
+    last = text[text.index('if __name__ == "__main__":') :]
+    assert last == MAIN_BLOCK, "the script must end with the command line's block, main() and its one error line"
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
