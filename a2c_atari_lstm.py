@@ -3,7 +3,7 @@
 Follows the article "A2C(Advantage Actor-Critic)算法", a walk-through of rpatrik96/pytorch-a2c
 (https://github.com/rpatrik96/pytorch-a2c): 8 parallel games, 4 stacked 84x84 grey frames, 5-step
 rollouts, n-step returns bootstrapped from the critic, loss = policy + 0.5 value - 0.02 entropy.
-Where the script departs from the article, and why: the README's table for this script.
+Where the script departs from the article, and why: docs/scripts/a2c_atari_lstm.md.
 Needs: torch, gymnasium, ale-py, tyro, tensorboard, numpy, opencv-python-headless; moviepy and pygame for --capture-video.
 
 Usage:
@@ -93,7 +93,7 @@ class Args:
     eval_episodes: int = 10
     """the number of evaluation games run with the saved model (with `--save-model`), or played with `--play`"""
     compile: bool = False
-    """if toggled, the network's step is compiled with torch.compile (slower on the CPUs measured: see the README)"""
+    """if toggled, the network's step is compiled with torch.compile (slower on the CPUs measured: see docs/scripts/a2c_atari_lstm.md)"""
     torch_threads: int = 1
     """torch CPU threads (1: on cores shared with other runs more threads slow the update ~7x; 2 helps a lone run)"""
     play: Optional[str] = None

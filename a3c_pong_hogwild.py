@@ -5,7 +5,7 @@ advantage actor critic)是基于Actor-critic架构提出来的一种并行强化
 (https://github.com/ikostrikov/pytorch-a3c). Classic control: "DRL 教程 | 如何保持运动小车上的旗杆屹立不倒?
 TensorFlow利用A3C算法训练智能体玩CartPole游戏" (https://www.cnblogs.com/alan-blog-TsingHua/p/9733925.html, a
 translation of https://medium.com/tensorflow/deep-reinforcement-learning-playing-cartpole-through-asynchronous-advantage-actor-critic-a3c-7eab2eea5296).
-Where the script departs from the articles, and why: the README's table for this script.
+Where the script departs from the articles, and why: docs/scripts/a3c_pong_hogwild.md.
 
 One model and one SharedAdam live in shared memory; each of `--num-processes` worker processes
 copies the weights, plays `--num-steps` steps and steps the shared optimizer with its gradients,

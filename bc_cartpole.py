@@ -4,7 +4,7 @@ Follows the article "基于“动手学强化学习”的知识点(二):第 15 �
 chapter 15 (imitation learning) of the book Hands-on Reinforcement Learning (动手学强化学习,
 https://hrl.boyuai.com/); the scraped article gives no URL of its own. The inline PPO expert is
 ppo_discrete.py's PPO, the same code: `diff ppo_discrete.py bc_cartpole.py` shows what BC adds.
-Where the script departs from the article, and why: the README's table for this script.
+Where the script departs from the article, and why: docs/scripts/bc_cartpole.md.
 Needs: torch, gymnasium, tyro, tensorboard, numpy; moviepy and pygame for --capture-video.
 
 Usage:

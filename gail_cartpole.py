@@ -3,7 +3,7 @@
 Follows the article "基于“动手学强化学习”的知识点(二):第 15 章 模仿学习(gym版本 >= 0.26)" (notes on chapter 15 of
 Hands-on Reinforcement Learning, 动手学强化学习, https://hrl.boyuai.com/; the scraped article has no URL). The PPO code
 is ppo_discrete.py's: `diff ppo_discrete.py gail_cartpole.py` shows what GAIL adds. Departures from the article, and
-why: the README's table for this script. Needs: torch, gymnasium, tyro, tensorboard, numpy; moviepy, pygame for video.
+why: docs/scripts/gail_cartpole.md. Needs: torch, gymnasium, tyro, tensorboard, numpy; moviepy, pygame for video.
 
 Usage:
     python gail_cartpole.py                                   # train a PPO expert inline, then GAIL

@@ -3,7 +3,7 @@
 Follows the article "PPO算法实践(基于cleanrl)" (http://www.kler.cn/a/409694.html, code at
 https://github.com/acezsq/rlCode/blob/main/ppo_new.py), itself an adaptation of cleanrl's
 ppo.py (https://github.com/vwxyzjn/cleanrl) to a single environment and custom gym envs.
-Where the script departs from the article, and why: the README's table for this script.
+Where the script departs from the article, and why: docs/scripts/ppo_discrete.md.
 Needs: torch, gymnasium, tyro, tensorboard, numpy; moviepy and pygame for --capture-video.
 
 Usage:

@@ -17,7 +17,7 @@ Usage:
     python random_baseline.py --env-id BreakoutNoFrameskip-v4 --num-episodes 20 --action-repeat 6  # 10 Hz agent
 
 The last line printed is `Average score across N episodes: mean ± std (min .. max)`.
-Where the script departs from the article, and why: the README's table for this script.
+Where the script departs from the article, and why: docs/scripts/random_baseline.md.
 """
 
 import importlib.util
