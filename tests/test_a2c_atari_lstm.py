@@ -385,7 +385,8 @@ def test_checkpoint_resumes_same_parameters_and_step(tmp_path: Path):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_saves_model_and_checkpoint_and_exits_130(tmp_path: Path, signum):
-    proc = start_script([SCRIPT, *BREAKOUT, "--num-envs", "2", "--save-model"], tmp_path)
+    # --checkpoint-interval 0: no periodic checkpoints, but a stopped run still saves one
+    proc = start_script([SCRIPT, *BREAKOUT, "--num-envs", "2", "--save-model", "--checkpoint-interval", "0"], tmp_path)
     out, err = signal_when(proc, "BreakoutNoFrameskip-v4: 2 games", lambda: proc.send_signal(signum), settle=1.0)
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "checkpoint saved" in err
@@ -445,3 +446,26 @@ def test_play_capture_video_writes_mp4(a2c, tmp_path: Path):
     )
     assert played.returncode == 0, played.stderr[-2000:]
     assert len(list((tmp_path / "videos").rglob("*.mp4"))) == 1 and not (tmp_path / "runs").exists()
+
+
+def test_actor_init_std_scales_the_actor_heads_initial_weights(a2c):
+    """`--actor-init-std`: orthogonal rows of that norm (1.0, the article's; 0.01, A3C's), the critic untouched."""
+    for std in (1.0, 0.01):
+        torch.manual_seed(0)
+        agent = a2c.Agent(6, actor_std=std)
+        torch.testing.assert_close(torch.linalg.norm(agent.actor.weight, dim=1), torch.full((6,), std))
+        torch.testing.assert_close(torch.linalg.norm(agent.critic.weight, dim=1), torch.ones(1))
+
+
+def test_rmsprop_trains_checkpoints_and_resumes(tmp_path: Path):
+    """`--optimizer rmsprop`: RMSprop's state in the checkpoint, and a resume takes the optimizer from it."""
+    common = [*BREAKOUT, "--num-envs", "2", "--checkpoint-interval", "40", "--eval-episodes", "0"]
+    first = run_script(SCRIPT, [*common, "--total-timesteps", "40", "--optimizer", "rmsprop"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (run_dir,) = list((tmp_path / "runs").iterdir())
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert ckpt["args"]["optimizer"] == "rmsprop" and "square_avg" in ckpt["optimizer"]["state"][0]
+    again = run_script(SCRIPT, ["--resume", str(run_dir / "checkpoint.pt"), "--total-timesteps", "80"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    resumed = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert resumed["global_step"] == 80 and "square_avg" in resumed["optimizer"]["state"][0]

@@ -8,7 +8,7 @@ from benchmarks.suite import Suite
 
 STEPS = 2_000_000
 # the Pong runs take hours on 2 cores: `python -m benchmarks all` leaves them out
-NOT_IN_ALL = {"a2c_pong", "a2c_pong_study"}
+NOT_IN_ALL = {"a2c_pong", "a2c_pong_study", "a2c_pong_10m", "a2c_pong_factors"}
 
 # the one-flag changes of the Pong study: label -> flags
 STUDY = {
@@ -17,6 +17,13 @@ STUDY = {
     "max-grad-norm-5": ["--max-grad-norm", "5"],  # a 10x looser gradient clip
     "learning-rate-4e-4": ["--learning-rate", "4e-4"],  # 4x the step size
     "num-steps-20": ["--num-steps", "20"],  # 20-step returns, as A3C's rollouts (and 4x fewer updates per step)
+}
+
+# the factors of the longer study, each run to 3M steps (the 750k study ended before any run left the
+# uniform policy): label -> flags, one factor at a time against the defaults
+FACTORS = {
+    "rmsprop-7e-4-16-envs": ["--optimizer", "rmsprop", "--learning-rate", "7e-4", "--num-envs", "16"],  # usual A2C
+    "actor-init-0.01": ["--actor-init-std", "0.01"],  # a3c_pong_hogwild.py's actor head scale
 }
 
 SUITES = {
@@ -47,5 +54,27 @@ SUITES = {
     "a2c_pong_study": [
         Suite(label, "a2c_atari_lstm.py", ["PongNoFrameskip-v4"], [1], args=["--total-timesteps", "750000", *change])
         for label, change in STUDY.items()
+    ],
+    # the defaults to the script's full budget, checkpointed every 250k steps so that `--resume` carries it on
+    "a2c_pong_10m": [
+        Suite(
+            "a2c_atari_lstm",
+            "a2c_atari_lstm.py",
+            ["PongNoFrameskip-v4"],
+            [1],
+            args=["--total-timesteps", "10000000", "--checkpoint-interval", "250000", "--save-model"],
+            thresholds={"PongNoFrameskip-v4": 18},
+        ),
+    ],
+    "a2c_pong_factors": [
+        Suite(
+            label,
+            "a2c_atari_lstm.py",
+            ["PongNoFrameskip-v4"],
+            [1],
+            args=["--total-timesteps", "3000000", "--checkpoint-interval", "250000", "--save-model", *change],
+            thresholds={"PongNoFrameskip-v4": 18},
+        )
+        for label, change in FACTORS.items()
     ],
 }
