@@ -507,6 +507,7 @@ def test_play_with_capture_video_records_mp4(a3c, tmp_path):
     result = run_script(SCRIPT, args, tmp_path)
     assert result.returncode == 0, result.stderr
     assert list((tmp_path / "videos").glob("*/*.mp4")) and not (tmp_path / "runs").exists()
+    assert "videos saved to videos/" in result.stdout and "error" not in result.stderr.lower()
 
 
 # --- article 001's reward and CartPole-v0 (classic-control mode) -----------------------------

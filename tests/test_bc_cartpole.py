@@ -146,7 +146,7 @@ def test_ppo_discrete_export_is_loaded_by_bc(tmp_path):
         cwd=work,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"cloning {n} expert state-action pairs" in result.stdout
+    assert f"cloning {n} expert state-action pairs (the file's return: {expected_return:.1f})" in result.stdout
     (run_dir,) = (work / "runs").iterdir()
     scalars = read_scalars(run_dir)
     assert scalars["charts/expert_return"][0][1] == pytest.approx(expected_return)

@@ -75,6 +75,13 @@ def test_loading_from_python_raises_instead_of_exiting(tmp_path: Path):
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
+def test_a_script_copied_alone_says_what_it_needs(script):
+    doc = " ".join(load_script(script).__doc__.split())
+    needs = doc[doc.index("Needs: ") :]
+    assert "torch" in needs and "gymnasium" in needs and "tyro" in needs and "tensorboard" in needs
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_help_says_what_the_script_does(script, tmp_path: Path):
     result = run_script(f"{script}.py", ["--help"], tmp_path, timeout=60)
     assert result.returncode == 0
@@ -128,3 +135,12 @@ def test_the_custom_env_example_trains_and_keeps_the_checks_green(tmp_path: Path
         "ppo_discrete.py", ["--env-id", "my_envs:Corridor-v0", "--total-timesteps", "512"], tmp_path, env=env
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_two_expert_returns_say_what_they_are(tmp_path: Path):
+    """bc prints the demonstrations' return and the expert's evaluation return: each line says which it is."""
+    args = "--expert-timesteps 1024 --bc-iterations 2 --eval-interval 1 --eval-episodes 1 --final-eval-episodes 2"
+    result = run_script("bc_cartpole.py", args.split(), tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert re.search(r"^\d+ greedy expert episodes, \d+ pairs, return [\d.]+: saved to demos.npz$", result.stdout, re.M)
+    assert "(the expert's sampling return over 2 evaluation episodes: " in result.stdout

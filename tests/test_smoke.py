@@ -179,6 +179,9 @@ def test_smoke(script, args, tags, saves_model, tmp_path: Path):
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
     run_dirs = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
     assert len(run_dirs) == 1, run_dirs
+    # ALE's banner at most once (A3C's children keep quiet), and no false error line
+    assert (result.stdout + result.stderr).count("A.L.E: Arcade Learning Environment") <= 1
+    assert "error" not in result.stderr.lower(), result.stderr[-2000:]
     # where the results are: the run directory first, what it holds last
     assert f"run directory: runs/{run_dirs[0].name}" in result.stdout.splitlines()[0], result.stdout[:500]
     assert result.stdout.splitlines()[-1].startswith(f"done: runs/{run_dirs[0].name} holds"), result.stdout[-500:]
