@@ -79,9 +79,10 @@ ROWS = [
     ),
     pytest.param(
         "ppo_discrete.py",
-        ["--env-id", "Acrobot-v1", "--num-envs", "1", "--num-steps", "512", "--total-timesteps", "1024"],
-        PPO_TAGS - {"eval/episodic_return"},
-        False,
+        # saved and played without --env-id: the file's env, Acrobot
+        "--env-id Acrobot-v1 --num-envs 1 --num-steps 512 --total-timesteps 1024 --save-model --eval-episodes 1".split(),
+        PPO_TAGS,
+        True,
         id="ppo-acrobot-single-env",
     ),
     pytest.param(
