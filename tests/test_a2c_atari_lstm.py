@@ -395,6 +395,7 @@ def test_signal_saves_model_and_checkpoint_and_exits_130(tmp_path: Path, signum)
     assert ckpt["global_step"] > 0 and set(ckpt) >= {"script", "model", "optimizer", "args", "run_name"}
     assert torch.load(run_dir / "a2c_atari_lstm.pt", weights_only=True)["script"] == "a2c_atari_lstm"
     assert "eval:" not in out  # no evaluation games after a stop
+    assert f"stopped: runs/{run_dir.name} holds a2c_atari_lstm.pt, checkpoint.pt" in out
 
 
 def always_fire_model(a2c, path: Path) -> None:

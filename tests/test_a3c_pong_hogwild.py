@@ -366,8 +366,9 @@ def start_run(args: list[str], cwd: Path):
 def test_ctrl_c_saves_the_model_and_exits_130(tmp_path):
     proc = start_run([*CARTPOLE_TINY, "--total-timesteps", "200000", "--save-model"], tmp_path)
     # what a terminal does: SIGINT to the whole process group, once training is under way
-    _, stderr = signal_when(proc, "step ", lambda: os.killpg(proc.pid, signal.SIGINT))
+    stdout, stderr = signal_when(proc, "step ", lambda: os.killpg(proc.pid, signal.SIGINT))
     assert proc.returncode == 130, stderr[-2000:]
+    assert "stopped: runs/" in stdout.splitlines()[-1]
     assert "Traceback" not in stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
     checkpoint = torch.load(run_dir / "a3c_pong_hogwild.pt", weights_only=True)

@@ -15,6 +15,15 @@ from conftest import ROOT, assert_user_error, load_script, raises_user_error, ru
 SCRIPTS = ["ppo_discrete", "a2c_atari_lstm", "a3c_pong_hogwild", "bc_cartpole", "gail_cartpole", "random_baseline"]
 
 
+def test_the_quick_start_installs_the_cpu_build_of_torch_first():
+    """On a machine without a GPU, the first install command a reader types is the CPU build of torch."""
+    readme = (ROOT / "README.md").read_text()
+    quick_start = readme[readme.index("## Quick start") :]
+    first_commands = re.search(r"```bash\n(.*?)```", quick_start, re.S).group(1).splitlines()
+    assert first_commands[0] == "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+    assert first_commands[1] == "pip install -e ."
+
+
 def test_an_atari_id_in_ppo_points_to_the_atari_scripts(tmp_path: Path):
     """ALE ids resolve in the PPO family (ale-py registered), and frames are refused with a pointer."""
     result = run_script("ppo_discrete.py", ["--env-id", "ALE/Pong-v5"], cwd=tmp_path, timeout=120)
