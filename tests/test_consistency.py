@@ -174,6 +174,13 @@ def test_one_reading_direction(script):
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
+def test_no_function_shares_its_name_with_a_flag(script):
+    """`play_saved` plays `--play` and `save_agent` writes `--save-model`: a name means one thing."""
+    defined = {n.name for n in parse(script).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    assert not defined & set(args_fields(script))
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_section_comments_in_order(script):
     """`main` marks each stage it has with its section comment, in order, and each marks code: no
     placeholder comment with nothing under it."""
