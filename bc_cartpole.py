@@ -568,27 +568,24 @@ def expert_demonstrations(args, run_name: str, writer, eval_episodes: int, devic
     expert = train_expert(args, run_name, writer, device, stop) if args.expert_timesteps > 0 else None
     logits_fn = None if expert is None else expert.actor
     greedy_demos = args.expert_greedy_demos and expert is not None  # the random policy always samples
-    returns, lengths, obs, actions = run_episodes(
-        logits_fn, args.env_id, args.num_expert_episodes, args.seed + 20_000, device, greedy=greedy_demos
-    )
-    save_demonstrations(f"runs/{run_name}/demos.npz", obs, actions, returns, lengths)
-    kind = "greedy" if greedy_demos else "sampling"
+    demos_path = f"runs/{run_name}/demos.npz"
+    demos = run_episodes(logits_fn, args.env_id, args.num_expert_episodes, args.seed + 20_000, device, greedy_demos)
+    save_demonstrations(demos_path, demos.obs, demos.actions, demos.returns, demos.lengths)
+    kind, mean_return = "greedy" if greedy_demos else "sampling", np.mean(demos.returns)
     print(
-        f"{len(returns)} {kind} expert episodes, {len(actions)} pairs, return {np.mean(returns):.1f}: saved to demos.npz"
+        f"{len(demos.returns)} {kind} expert episodes, return {mean_return:.1f} ({len(demos.actions)} pairs): demos.npz"
     )
     if expert is not None and args.save_model:
         expert_file = {"script": SCRIPT, "expert": True, "model": expert.state_dict(), "args": vars(args)}
         atomic_save(expert_file, f"runs/{run_name}/expert.pt")
     evaluation = {}
     for mode in ("greedy", "sampling"):
-        episodes = run_episodes(
-            logits_fn, args.env_id, eval_episodes, args.seed + 10_000, device, greedy=mode == "greedy"
-        )
+        episodes = run_episodes(logits_fn, args.env_id, eval_episodes, args.seed + 10_000, device, mode == "greedy")
         evaluation[mode] = (episodes.returns, episodes.obs)
         writer.add_scalar(f"charts/expert_return_{mode}", np.mean(episodes.returns), 0)
-    writer.add_scalar("charts/expert_demo_return", np.mean(returns), 0)
-    pairs = select_demonstrations(obs, actions, None, 1, args.num_expert_samples, args.seed)
-    return pairs, evaluation, np.asarray(lengths)
+    writer.add_scalar("charts/expert_demo_return", mean_return, 0)
+    pairs = select_demonstrations(demos.obs, demos.actions, None, 1, args.num_expert_samples, args.seed)
+    return pairs, evaluation, np.asarray(demos.lengths)
 
 
 def final_evaluation(

@@ -148,5 +148,5 @@ def test_the_two_expert_returns_say_what_they_are(tmp_path: Path):
     args = "--expert-timesteps 1024 --bc-iterations 2 --eval-interval 1 --eval-episodes 1 --final-eval-episodes 2"
     result = run_script("bc_cartpole.py", args.split(), tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert re.search(r"^\d+ greedy expert episodes, \d+ pairs, return [\d.]+: saved to demos.npz$", result.stdout, re.M)
+    assert re.search(r"^\d+ greedy expert episodes, return [\d.]+ \(\d+ pairs\): demos.npz$", result.stdout, re.M)
     assert "(the expert's sampling return over 2 evaluation episodes: " in result.stdout
