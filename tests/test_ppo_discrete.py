@@ -139,7 +139,7 @@ def episodic_returns(run_root: Path):
 
 
 def test_same_seed_gives_identical_returns(tmp_path):
-    args = ["--total-timesteps", "3072", "--seed", "7"]
+    args = ["--total-timesteps", "1536", "--seed", "7"]
     runs = []
     for name in ("a", "b"):
         (tmp_path / name).mkdir()

@@ -152,16 +152,18 @@ ROWS = [
     ),
     pytest.param(
         "a3c_pong_hogwild.py",
-        "--env-id CartPole-v1 --num-processes 2 --total-timesteps 3000 --test-episodes 2 --eval-interval 1000 --save-model --eval-episodes 2".split(),
+        "--env-id CartPole-v1 --num-processes 2 --total-timesteps 1500 --test-episodes 2 --eval-interval 500 --save-model --eval-episodes 2".split(),
         A3C_TAGS,
         True,
         id="a3c-cartpole-2proc",
     ),
     pytest.param(
         "a3c_pong_hogwild.py",
-        ["--num-processes", "2", "--total-timesteps", "400", "--save-model", "--eval-episodes", "1"],
+        # no evaluation game after training (the cartpole row has one); --play below plays a whole Pong game
+        ["--num-processes", "2", "--total-timesteps", "400", "--save-model", "--eval-episodes", "0"],
         A3C_TAGS
         - {
+            "eval/episodic_return",
             "charts/episodic_return",
             "charts/episodic_length",
             "losses/policy_loss",
