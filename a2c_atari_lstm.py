@@ -604,7 +604,7 @@ def settings_from_file(args, path: Optional[str], argv: list[str], names=("env_i
     """`--play` and `--resume` take these settings from the file they load (its env id first), unless the
     command line `argv` gives them; a given `--env-id` the file was not trained on stays an error."""
     if path is not None:
-        given = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+        given = given_flags(argv)
         saved_args = load_saved(path)["args"]
         for name in names:
             if name not in given and name in saved_args:

@@ -820,11 +820,18 @@ def settings_from_file(args, path: Optional[str], argv: list[str], names=("env_i
     """`--play` and `--resume` take these settings from the file they load (its env id first), unless the
     command line `argv` gives them; a given `--env-id` the file was not trained on stays an error."""
     if path is not None:
-        given = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+        given = given_flags(argv)
         saved_args = load_saved(path)["args"]
         for name in names:
             if name not in given and name in saved_args:
                 setattr(args, name, saved_args[name])
+
+
+def given_flags(argv: list[str]) -> set[str]:
+    """The Args fields given on the command line `argv`, as `--flag value`, `--flag=value` or `--no-flag`
+    (with '-' or '_'): tyro cannot tell a default from a value given equal to it."""
+    given = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+    return given | {name[3:] for name in given if name.startswith("no_")}
 
 
 def format_seconds(seconds: float) -> str:

@@ -33,9 +33,9 @@ PLUMBING = [
 PLUMBING += ["format_seconds", "finish_run"]
 SHARED = [
     (PLUMBING, SCRIPTS),
-    (["load_saved", "settings_from_file", "print_progress", "print_scores"], LEARNING),
+    (["load_saved", "settings_from_file", "given_flags", "print_progress", "print_scores"], LEARNING),
     (["compute_gae"], ACTOR_CRITIC),
-    (["sample_actions", "given_flags", "check_compile"], ["a2c_atari_lstm.py", "a3c_pong_hogwild.py"]),
+    (["sample_actions", "check_compile"], ["a2c_atari_lstm.py", "a3c_pong_hogwild.py"]),
     (
         ["make_env", "make_vector_env", "layer_init", "Agent", "ppo_losses", "ppo_update", "make_storage"]
         + ["collect_rollout", "rollout_advantages", "flatten_rollout", "log_episode_stats", "check_env"]
