@@ -974,8 +974,8 @@ def save_demonstrations(path: str, obs, actions, episode_returns, episode_length
     os.replace(path + ".tmp.npz", path)
 
 
-def save_agent(policy: nn.Module, args: Args, path: str) -> None:
-    atomic_save({"script": SCRIPT, "model": policy.state_dict(), "args": vars(args)}, path)
+def save_agent(agent: nn.Module, args: Args, path: str) -> None:
+    atomic_save({"script": SCRIPT, "model": agent.state_dict(), "args": vars(args)}, path)
 
 
 def play_saved(args: Args, stop: StopFlag, obs_dim: int, num_actions: int) -> None:
@@ -991,10 +991,10 @@ def play_saved(args: Args, stop: StopFlag, obs_dim: int, num_actions: int) -> No
         fail(f"{args.play!r} does not fit this env's network (or --bc-hidden-dim): {e}")
     policy = network.actor if saved.get("expert") else network
     video_folder = f"videos/{make_run_name(args)}__play" if args.capture_video else None
-    returns, lengths, _, _ = run_episodes(
+    episodes = run_episodes(
         policy.eval(), args.env_id, args.eval_episodes, args.seed, "cpu", args.greedy, video_folder, stop
     )
-    print_scores(returns, lengths)
+    print_scores(episodes.returns, episodes.lengths)
     if video_folder:
         print(f"videos saved to {video_folder}/")
 

@@ -446,7 +446,7 @@ def main() -> None:
     torch.set_num_threads(args.torch_threads)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
     threshold = reward_threshold(args.env_id)
-    expert_evaluation, global_step = {}, 0
+    expert_evaluation = {}
 
     # expert demonstrations: a file, or sampled from a PPO expert trained here
     if demos is None:
@@ -483,6 +483,7 @@ def main() -> None:
     envs.action_space.seed(args.seed)
     obs, _ = envs.reset(seed=args.seed)
     next_obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
+    global_step = 0
     recent_returns = deque(maxlen=20)
     solved_at = None
     print_every = max(1, args.num_iterations // 100)
@@ -528,11 +529,10 @@ def main() -> None:
 
         # logging
         elapsed = time.time() - start_time
-        sps = int(global_step / elapsed)
         writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
         for key, value in stats.items():
             writer.add_scalar(f"losses/{key}", value, global_step)
-        writer.add_scalar("charts/SPS", sps, global_step)
+        writer.add_scalar("charts/SPS", int(global_step / elapsed), global_step)
         writer.add_scalar("losses/discriminator_loss", d_loss.item(), global_step)
         writer.add_scalar("charts/discriminator_expert_acc", expert_acc, global_step)
         writer.add_scalar("charts/discriminator_agent_acc", agent_acc, global_step)
@@ -544,13 +544,8 @@ def main() -> None:
             solved_at = global_step
             print(f"20-episode mean return {mean_return:.1f} >= {threshold} (env threshold) at step {global_step}")
         if iteration % print_every == 0 or iteration == args.num_iterations:
-            left = elapsed / global_step * (args.total_timesteps - global_step)
-            print(
-                f"step {global_step:>9d}/{args.total_timesteps} | return(20) {mean_return:8.2f} | "
-                f"gail reward {rewards.mean().item():6.3f} | D acc expert {expert_acc:.2f} agent {agent_acc:.2f} | "
-                f"SPS {sps:>6d} | elapsed {format_seconds(elapsed)} | left {format_seconds(left)}",
-                flush=True,
-            )
+            gail = f"gail reward {rewards.mean().item():6.3f} | D acc expert {expert_acc:.2f} agent {agent_acc:.2f} | "
+            print_progress(global_step, args.total_timesteps, recent_returns, elapsed, global_step, prefix=gail)
 
     # shutdown
     stop.saving = True
@@ -990,8 +985,8 @@ def validate_args(args: Args) -> None:
     check_args(
         args,
         positive=["total_timesteps", "learning_rate", "num_envs", "num_steps", "num_minibatches", "update_epochs"]
-        + ["clip_coef", "max_grad_norm", "torch_threads", "eval_episodes", "expert_learning_rate"]
-        + ["discriminator_lr", "discriminator_hidden", "discriminator_epochs"],
+        + ["eval_episodes", "expert_learning_rate", "discriminator_lr", "discriminator_hidden", "discriminator_epochs"]
+        + ["clip_coef", "max_grad_norm", "torch_threads"],
         at_most={"num_envs": 1024, "num_steps": 1_000_000},
     )
     batch_size = args.num_envs * args.num_steps
@@ -1095,16 +1090,16 @@ def save_agent(agent: nn.Module, discriminator: nn.Module, args: Args, path: str
 def play_saved(args: Args, stop: StopFlag, obs_dim: int, num_actions: int) -> None:
     """`--play`: the saved generator (or a saved `expert.pt`) plays `--eval-episodes` whole
     episodes; nothing is written but videos."""
-    agent = Agent(obs_dim, num_actions)
+    agent = Agent(obs_dim, num_actions).eval()
     try:
         agent.load_state_dict(load_saved(args.play, args.env_id)["model"])
     except RuntimeError as e:  # another network shape
         fail(f"{args.play!r} does not fit this env's network: {e}")
     video_folder = f"videos/{make_run_name(args)}__play" if args.capture_video else None
-    returns, lengths, _, _ = run_episodes(
-        agent.eval().actor, args.env_id, args.eval_episodes, args.seed, "cpu", args.greedy, video_folder, stop
+    episodes = run_episodes(
+        agent.actor, args.env_id, args.eval_episodes, args.seed, "cpu", args.greedy, video_folder, stop
     )
-    print_scores(returns, lengths)
+    print_scores(episodes.returns, episodes.lengths)
     if video_folder:
         print(f"videos saved to {video_folder}/")
 
