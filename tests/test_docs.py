@@ -10,6 +10,7 @@
   suites and flags.
 - Every relative link (and `<!-- include: ... -->`) of README.md and docs/ points to an existing file.
 - README.md has at most 200 lines; every script has a page with the same sections in the same order.
+- docs/reading-order.md gives the figures that `python -m benchmarks.reading` prints for the code as it is.
 - `mkdocs build --strict` passes (skipped when mkdocs is not installed).
 """
 
@@ -389,6 +390,26 @@ def test_pages_name_what_they_check():
         calls = [s for s in CODE_SPAN.findall(prose) if CALL.fullmatch(s.strip())]
         assert len(calls) >= 3, f"{rel(page)} names fewer than 3 of the script's functions"
         assert any(script_command(c) for c in page_commands(page)), f"{rel(page)} shows no command of {script}"
+
+
+def test_reading_figures_are_what_the_command_prints():
+    """docs/reading-order.md gives `python -m benchmarks.reading`'s current figures: the table's row of
+    each script, where BC's policy and GAIL's discriminator start, and the two diffs against ppo."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.reading import changed_lines, figures
+
+    text = (DOCS / "reading-order.md").read_text(encoding="utf-8")
+    for script in SCRIPTS:
+        f = figures(ROOT / script)
+        row = f"| `{script}` | {f['lines']} | {f['loop']} | {f['plumbing']} | {f['reversals']} |"
+        assert row in text, f"docs/reading-order.md: no row {row!r}: rerun python -m benchmarks.reading"
+    policy, discriminator = (
+        figures(ROOT / s)["defined"][n]
+        for s, n in [("bc_cartpole.py", "PolicyNet"), ("gail_cartpole.py", "Discriminator")]
+    )
+    assert f"`PolicyNet` starts at line {policy} and GAIL's `Discriminator` at line {discriminator}." in text
+    bc, gail = (changed_lines(ROOT / "ppo_discrete.py", ROOT / s) for s in ("bc_cartpole.py", "gail_cartpole.py"))
+    assert f"bc_cartpole.py` changes {bc} lines and `diff ppo_discrete.py gail_cartpole.py` {gail}:" in text
 
 
 @pytest.mark.skipif(
