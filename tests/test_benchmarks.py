@@ -165,3 +165,60 @@ def test_project_suites_load():
     for members in suites.values():
         for member in members:
             assert (ROOT / member.script).exists(), member.script
+
+
+def test_a2c_pong_long_table_by_hand(tmp_path):
+    """The long-run study: 50k-step bins, the 20-game mean only where the run got to, the first step at a
+    level, and whether the run is done or to be resumed, from a known event file."""
+    from benchmarks import a2c_pong_long as long
+
+    run = tmp_path / "runs" / "Pong__a2c__1__0"
+    writer = SummaryWriter(str(run))
+    for i in range(40):  # 40 games, one per 10k steps: -21 for the first 20, then 19
+        writer.add_scalar("charts/episodic_return", -21.0 if i < 20 else 19.0, (i + 1) * 10_000)
+    for step in range(4_000, 400_001, 4_000):
+        writer.add_scalar("losses/entropy", 1.7 if step <= 50_000 else 1.5, step)
+        writer.add_scalar("losses/grad_norm", 0.25, step)
+    writer.close()
+    record = long.read_run("defaults", tmp_path)
+    assert record["last_step"] == 400_000
+    assert record["entropy"][0] == (50_000, pytest.approx(1.7)) and record["entropy"][1] == (
+        100_000,
+        pytest.approx(1.5),
+    )
+    assert long.mean_at(record, 200_000) == -21.0 and long.mean_at(record, 400_000) == 19.0
+    assert np.isnan(long.mean_at(record, 500_000))  # past the run's last step
+    cells = [c.strip() for c in long.row(record).split("|")[1:-1]]
+    assert cells[1] == "400,000 of 10M (stopped, to be resumed)"
+    # the window holds k games of 19 after the k-th: -18 with k = 2 (220k), 0 with k = 11 (310k), 18 with k = 20
+    assert cells[3:6] == ["0.22M", "0.31M", "0.40M"]
+
+
+def test_a2c_pong_terms_add_up_to_the_loss_gradient():
+    """The per-term gradients of benchmarks/a2c_pong_terms.py are the script's loss split in three: they add
+    up to the gradient of `a2c_loss` with the run's coefficients; the entropy term vanishes at a uniform policy."""
+    import torch
+
+    from benchmarks import a2c_pong_terms as terms
+
+    a2c = terms.load_a2c()
+    torch.manual_seed(0)
+    agent = a2c.Agent(6)
+    params = list(agent.parameters())
+    obs = torch.randint(0, 256, (5, 3, 4, 84, 84), dtype=torch.uint8)
+    state, all_logits, all_values = agent.initial_state(3, "cpu"), [], []
+    for t in range(5):
+        logits, value, state = agent.step(obs[t], state)
+        all_logits.append(logits)
+        all_values.append(value)
+    logits, values = torch.stack(all_logits), torch.stack(all_values)
+    actions, returns = torch.randint(0, 6, (5, 3)), torch.randn(5, 3)
+    run_args = {"vf_coef": 0.5, "ent_coef": 0.02}
+    loss = a2c.a2c_loss(logits, values, actions, returns, 0.02, 0.5)[0]
+    total = torch.cat([g.flatten() for g in torch.autograd.grad(loss, params, retain_graph=True)])
+    grads, entropy = terms.term_gradients(a2c, params, logits, values, actions, returns, run_args)
+    torch.testing.assert_close(sum(grads.values()), total)
+    assert 0 < entropy <= np.log(6)
+    uniform, zeros = torch.zeros(5, 3, 6, requires_grad=True), torch.zeros(5, 3, requires_grad=True)
+    grads, _ = terms.term_gradients(a2c, [uniform, zeros], uniform, zeros, actions, returns, run_args)
+    assert torch.linalg.vector_norm(grads["entropy"]) < 1e-7 < torch.linalg.vector_norm(grads["policy"])
