@@ -84,6 +84,8 @@ class Args:
     """`adam`, the article's; `rmsprop` (alpha 0.99, eps 1e-5), the usual A2C optimizer (with `--learning-rate 7e-4`)"""
     actor_init_std: float = 1.0
     """the scale of the actor head's initial orthogonal weights (1.0, the article's; a3c_pong_hogwild.py uses 0.01)"""
+    frame_size: Literal[84, 42] = 84
+    """the side of the square grey frames: 84, the article's; 42, a3c_pong_hogwild.py's (the network then skips its average pooling)"""
     env_backend: Literal["ale", "gymnasium"] = "ale"
     """`ale`: ale-py's native C++ vector env; `gymnasium`: gymnasium wrappers in a SyncVectorEnv"""
     checkpoint_interval: int = 1_000_000
@@ -138,7 +140,7 @@ class NoopFireReset(gym.Wrapper):
         return obs, info
 
 
-def make_gym_env(env_id: str, spec_kwargs: dict, noop_max: int, video_folder=None, first_game_only=False):
+def make_gym_env(env_id: str, spec_kwargs: dict, noop_max: int, size: int, video_folder=None, first_game_only=False):
     """The gymnasium-wrapper twin of the native env. With `video_folder` the game is recorded there:
     on gymnasium's default schedule, or only its first game (`--play`)."""
 
@@ -150,7 +152,7 @@ def make_gym_env(env_id: str, spec_kwargs: dict, noop_max: int, video_folder=Non
             trigger = (lambda episode: episode == 0) if first_game_only else None
             env = gym.wrappers.RecordVideo(env, video_folder, episode_trigger=trigger)
         env = NoopFireReset(env, noop_max)
-        preprocessing = dict(noop_max=0, frame_skip=4, screen_size=84, grayscale_obs=True, scale_obs=False)
+        preprocessing = dict(noop_max=0, frame_skip=4, screen_size=size, grayscale_obs=True, scale_obs=False)
         env = gym.wrappers.AtariPreprocessing(env, terminal_on_life_loss=False, **preprocessing)
         return gym.wrappers.FrameStackObservation(env, 4, padding_type="zero")
 
@@ -160,13 +162,13 @@ def make_gym_env(env_id: str, spec_kwargs: dict, noop_max: int, video_folder=Non
 class AtariGames:
     """`num_envs` Atari games with the article's preprocessing, on either backend: uint8 (num_envs, 4,
     84, 84) frames (noop reset <= 30, frame skip 4 max-pooling the last two frames, FIRE after reset,
-    84x84 grey, 4 stacked), a game reset in the step it ends (its last frame in `final_obs`).
+    84x84 grey, or `size` x `size`, 4 stacked), a game reset in the step it ends (its last frame in `final_obs`).
     `step` returns, per game: the raw reward, `terminated` (game over, or a life lost: the training
     signal), `truncated` (time limit), the info dict, and the raw score and length of the whole games
     (all lives, unclipped) that ended in this step (`last_game_over` marks which). With `video_folder`
     (gymnasium only) game 0 is recorded, or with `every_game` the first game of each env."""
 
-    def __init__(self, env_id, num_envs, backend, seed, noop_max=30, video_folder=None, every_game=False):
+    def __init__(self, env_id, num_envs, backend, seed, size=84, noop_max=30, video_folder=None, every_game=False):
         spec_kwargs = atari_spec(env_id)
         sticky = spec_kwargs.get("repeat_action_probability", 0.0)
         same_step = gym.vector.AutoresetMode.SAME_STEP
@@ -174,7 +176,7 @@ class AtariGames:
         if backend == "ale":
             from ale_py.vector_env import AtariVectorEnv
 
-            frames = dict(img_height=84, img_width=84, grayscale=True, stack_num=4, frameskip=4, maxpool=True)
+            frames = dict(img_height=size, img_width=size, grayscale=True, stack_num=4, frameskip=4, maxpool=True)
             # life_loss_info: a lost life reads as terminated and the game goes on (episodic_life would restart it)
             resets = dict(noop_max=noop_max, use_fire_reset=True, episodic_life=False, life_loss_info=True)
             game = dict(repeat_action_probability=sticky, full_action_space=spec_kwargs.get("full_action_space", False))
@@ -186,7 +188,7 @@ class AtariGames:
             videos = [video_folder] + [None] * (num_envs - 1)  # game 0, on gymnasium's schedule
             if video_folder and every_game:  # or the first game of each env, each in its own folder
                 videos = [f"{video_folder}/game-{i + 1}" for i in range(num_envs)]
-            thunks = [make_gym_env(env_id, spec_kwargs, noop_max, video, every_game) for video in videos]
+            thunks = [make_gym_env(env_id, spec_kwargs, noop_max, size, video, every_game) for video in videos]
             self.envs = gym.vector.SyncVectorEnv(thunks, autoreset_mode=same_step)
         self.num_envs = num_envs
         self.single_action_space = self.envs.single_action_space
@@ -233,14 +235,15 @@ class Agent(nn.Module):
     """The article's A2CNet: ConvBlock (4 x conv3x3/2, 32 filters, LeakyReLU, AvgPool2d(2)) ->
     LSTMCell(288, 288) -> linear actor and critic."""
 
-    def __init__(self, num_actions: int, frames: int = 4, hidden: int = 288, actor_std: float = 1.0):
+    def __init__(self, num_actions: int, frames: int = 4, hidden: int = 288, actor_std: float = 1.0, size: int = 84):
         super().__init__()
         gain = nn.init.calculate_gain("leaky_relu")
         layers = []
         for in_channels in (frames, 32, 32, 32):
             layers += [layer_init(nn.Conv2d(in_channels, 32, 3, stride=2, padding=1), gain), nn.LeakyReLU()]
-        # 84 -> 42 -> 21 -> 11 -> 6, then average-pooled to 3: 32 x 3 x 3 = 288 features
-        self.convs = nn.Sequential(*layers, nn.AvgPool2d(2), nn.Flatten())
+        # 84 -> 42 -> 21 -> 11 -> 6, then average-pooled to 3 (42 -> ... -> 3 unpooled): 32 x 3 x 3 = 288 features
+        pool = [nn.AvgPool2d(2)] if size == 84 else []
+        self.convs = nn.Sequential(*layers, *pool, nn.Flatten())
         self.lstm = nn.LSTMCell(288, hidden)
         self.actor = layer_init(nn.Linear(hidden, num_actions), actor_std)
         self.critic = layer_init(nn.Linear(hidden, 1), 1.0)
@@ -349,7 +352,7 @@ def a2c_loss(logits, values, actions, returns, ent_coef: float, vf_coef: float):
 def main() -> None:
     args = tyro.cli(Args, description=__doc__.splitlines()[0])
     stop = StopFlag()
-    settings_from_file(args, args.play or args.resume, sys.argv[1:])
+    settings_from_file(args, args.play or args.resume, sys.argv[1:], names=("env_id", "frame_size"))
     checkpoint = resume_from(args, sys.argv[1:]) if args.resume and not args.play else None
     validate_args(args)
     torch.set_num_threads(args.torch_threads)
@@ -377,11 +380,11 @@ def main() -> None:
 
     # env setup
     video_folder = f"videos/{run_name}" if args.capture_video else None
-    games = AtariGames(args.env_id, args.num_envs, args.env_backend, seed, video_folder=video_folder)
+    games = AtariGames(args.env_id, args.num_envs, args.env_backend, seed, args.frame_size, video_folder=video_folder)
     if checkpoint:
-        agent = load_agent(checkpoint, args.resume, device).train()
+        agent = load_agent(checkpoint, args.resume, device, args.frame_size).train()
     else:
-        agent = Agent(int(games.single_action_space.n), actor_std=args.actor_init_std).to(device)
+        agent = Agent(int(games.single_action_space.n), actor_std=args.actor_init_std, size=args.frame_size).to(device)
     if args.optimizer == "rmsprop":
         optimizer = optim.RMSprop(agent.parameters(), lr=args.learning_rate, alpha=0.99, eps=1e-5)
     else:
@@ -461,7 +464,7 @@ def main() -> None:
         print(f"model saved to {model_path}")
     stop.saving = False  # a signal during the evaluation games ends them
     if args.save_model and not stop.requested and args.eval_episodes > 0:
-        eval_agent = load_agent(load_saved(model_path, args.env_id), model_path, device)
+        eval_agent = load_agent(load_saved(model_path, args.env_id), model_path, device, args.frame_size)
         eval_returns, _ = run_episodes(eval_agent, args, args.eval_episodes, args.seed + 10_000, device, stop=stop)
         for idx, episodic_return in enumerate(eval_returns):
             writer.add_scalar("eval/episodic_return", episodic_return, idx)
@@ -713,7 +716,7 @@ def check_compile() -> None:
 
 def play_saved(args: Args, stop: StopFlag, device) -> None:
     """`--play`: the saved agent plays `--eval-episodes` whole games; nothing is written but videos."""
-    agent = load_agent(load_saved(args.play, args.env_id), args.play, device)
+    agent = load_agent(load_saved(args.play, args.env_id), args.play, device, args.frame_size)
     video_folder = f"videos/{make_run_name(args)}__play" if args.capture_video else None
     scores, lengths = run_episodes(agent, args, args.eval_episodes, args.seed, device, args.greedy, video_folder, stop)
     print_scores(scores, lengths)
@@ -727,7 +730,9 @@ def run_episodes(agent, args, num_games: int, seed: int, device, greedy=False, v
     the training preprocessing; returns the raw scores and lengths (agent steps) of the games, all of
     them unless a raised `stop` flag ended the play. With `video_folder`, every game is recorded there."""
     backend = "gymnasium" if video_folder else args.env_backend  # the same frames; only gymnasium renders
-    envs = AtariGames(args.env_id, num_games, backend, seed, video_folder=video_folder, every_game=True)
+    envs = AtariGames(
+        args.env_id, num_games, backend, seed, args.frame_size, video_folder=video_folder, every_game=True
+    )
     obs = torch.as_tensor(envs.reset(), device=device)
     state = agent.initial_state(num_games, device)
     scores, lengths = np.full(num_games, np.nan), np.zeros(num_games, dtype=np.int64)
@@ -745,10 +750,14 @@ def run_episodes(agent, args, num_games: int, seed: int, device, greedy=False, v
     return [float(s) for s in scores[done]], [int(n) for n in lengths[done]]
 
 
-def load_agent(saved: dict, path: str, device) -> Agent:
-    """The agent (eval mode) of a file read by `load_saved`; a network of another shape is a user error."""
+def load_agent(saved: dict, path: str, device, size: int) -> Agent:
+    """The agent (eval mode) of a file read by `load_saved`, for `size` x `size` frames; a network of another
+    shape, or trained on frames of another size, is a user error."""
+    trained_on = saved.get("args", {}).get("frame_size", 84)
+    if trained_on != size:
+        fail(f"{path!r} was trained on {trained_on}x{trained_on} frames, not --frame-size {size}")
     try:
-        agent = Agent(saved["model"]["actor.weight"].shape[0])
+        agent = Agent(saved["model"]["actor.weight"].shape[0], size=size)
         agent.load_state_dict(saved["model"])
     except (KeyError, RuntimeError) as e:
         fail(f"{path!r} does not hold this script's network: {type(e).__name__}: {e}")

@@ -61,7 +61,7 @@ def measure(a2c, agent, run_args: dict, rollouts: int, seed: int) -> dict:
     """Play `rollouts` rollouts with the frozen agent; the per-term gradient figures."""
     cpu = torch.device("cpu")
     num_envs, num_steps = int(run_args["num_envs"]), int(run_args["num_steps"])
-    games = a2c.AtariGames(ENV_ID, num_envs, "ale", seed)
+    games = a2c.AtariGames(ENV_ID, num_envs, "ale", seed, int(run_args["frame_size"]))
     storage = a2c.make_storage(num_steps, num_envs, cpu)
     next_obs, state = torch.as_tensor(games.reset()), agent.initial_state(num_envs, cpu)
     params = [p for p in agent.parameters()]
@@ -104,14 +104,16 @@ def measure(a2c, agent, run_args: dict, rollouts: int, seed: int) -> dict:
 def agents(a2c, args):
     """(label, agent, the run's settings) for every `--init` and `--checkpoint`."""
     defaults = {"num_envs": 8, "num_steps": 5, "gamma": 0.99, "gae_lambda": 1.0, "vf_coef": 0.5, "ent_coef": 0.02}
+    defaults["frame_size"] = 84
     for std in args.init:
         torch.manual_seed(args.seed)
         yield f"fresh agent, actor init std {std}", a2c.Agent(6, actor_std=std).eval(), dict(defaults), None
     for path, label in zip(args.checkpoint, args.label or [None] * len(args.checkpoint)):
         saved = a2c.load_saved(path, ENV_ID)
-        run_args = {key: saved["args"][key] for key in defaults}
+        run_args = {key: saved["args"].get(key, default) for key, default in defaults.items()}
         step = saved.get("global_step")
-        yield label or Path(path).parent.name, a2c.load_agent(saved, path, "cpu"), run_args, step
+        agent = a2c.load_agent(saved, path, "cpu", run_args["frame_size"])
+        yield label or Path(path).parent.name, agent, run_args, step
 
 
 def write_result(lines: list[dict]) -> None:

@@ -470,3 +470,26 @@ def test_rmsprop_trains_checkpoints_and_resumes(tmp_path: Path):
     assert again.returncode == 0, again.stderr[-2000:]
     resumed = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     assert resumed["global_step"] == 80 and "square_avg" in resumed["optimizer"]["state"][0]
+
+
+def test_frame_size_42_frames_network_and_saved_files(a2c, tmp_path: Path):
+    """`--frame-size 42`: 42x42 frames, the same on both backends; the network skips its pooling and still
+    feeds 288 features to the LSTM; a saved model plays on its own frame size and refuses another."""
+    games = {
+        b: a2c.AtariGames("BreakoutNoFrameskip-v4", 1, b, seed=0, size=42, noop_max=0) for b in ("ale", "gymnasium")
+    }
+    obs = {b: g.reset() for b, g in games.items()}
+    for g in games.values():
+        g.close()
+    assert obs["ale"].shape == (1, 4, 42, 42) and np.array_equal(obs["ale"], obs["gymnasium"])
+    agent = a2c.Agent(num_actions=6, size=42)
+    assert agent.convs(torch.zeros(2, 4, 42, 42)).shape == (2, 288)
+    assert not any(isinstance(m, torch.nn.AvgPool2d) for m in agent.convs)
+    train = [*BREAKOUT, "--num-envs", "2", "--total-timesteps", "20", "--save-model", "--eval-episodes", "0"]
+    trained = run_script(SCRIPT, [*train, "--frame-size", "42"], cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    (model_path,) = (tmp_path / "runs").glob("*/a2c_atari_lstm.pt")
+    played = run_script(SCRIPT, ["--play", str(model_path), "--eval-episodes", "1", "--no-greedy"], cwd=tmp_path)
+    assert played.returncode == 0 and "mean score over 1 episodes" in played.stdout, played.stderr[-2000:]
+    refused = run_script(SCRIPT, ["--play", str(model_path), "--frame-size", "84"], cwd=tmp_path)
+    assert refused.returncode == 2 and "trained on 42x42 frames, not --frame-size 84" in refused.stderr

@@ -24,6 +24,7 @@ STUDY = {
 FACTORS = {
     "rmsprop-7e-4-16-envs": ["--optimizer", "rmsprop", "--learning-rate", "7e-4", "--num-envs", "16"],  # usual A2C
     "actor-init-0.01": ["--actor-init-std", "0.01"],  # a3c_pong_hogwild.py's actor head scale
+    "frame-size-42": ["--frame-size", "42"],  # a3c_pong_hogwild.py's frame size (4 stacked, not normalised)
 }
 
 SUITES = {
