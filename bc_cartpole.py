@@ -504,8 +504,8 @@ def train_expert(args, run_name: str, writer, device, stop) -> Agent:
     `expert/losses/...` so that they do not mix with the imitator's."""
     writer = TagPrefix(writer, "expert")
     envs = make_vector_env(args, run_name)
-    obs_dim = int(np.prod(envs.single_observation_space.shape))
-    agent = Agent(obs_dim, int(envs.single_action_space.n)).to(device)
+    obs_dim, num_actions = int(np.prod(envs.single_observation_space.shape)), int(envs.single_action_space.n)
+    agent = Agent(obs_dim, num_actions).to(device)
     optimizer = optim.Adam(agent.parameters(), lr=args.expert_learning_rate, eps=1e-5)
     storage = make_storage(args.num_steps, args.num_envs, obs_dim, device)
     envs.action_space.seed(args.seed)
