@@ -21,7 +21,6 @@ It appends one JSON line per agent to `benchmarks/records/a2c_pong_terms/terms.j
 import argparse
 import importlib.util
 import json
-import math
 import time
 from collections import deque
 from pathlib import Path
@@ -116,6 +115,10 @@ def agents(a2c, args):
         yield label or Path(path).parent.name, agent, run_args, step
 
 
+def fmt(x: float) -> str:
+    return f"{x:.4f}" if abs(x) >= 1e-3 or x == 0 else f"{x:.1e}"
+
+
 def write_result(lines: list[dict]) -> None:
     rows = [
         "| agent | step | entropy | advantage std / mean abs | policy: norm / norm of the mean / noise level | "
@@ -128,8 +131,8 @@ def write_result(lines: list[dict]) -> None:
         ratio = r["policy_mean_grad_norm"] / max(r["entropy_mean_grad_norm"], 1e-12)
         rows.append(
             f"| {r['label']} | {step} | {r['entropy']:.3f} | {r['advantage_std']:.3f} / {r['advantage_mean_abs']:.3f} | "
-            + f"{r['policy_norm']:.4f} / {r['policy_mean_grad_norm']:.4f} / {r.get('policy_noise_level', math.nan):.4f} | "
-            + " | ".join(f"{r[f'{t}_norm']:.4f} / {r[f'{t}_mean_grad_norm']:.4f}" for t in TERMS[1:])
+            + f"{fmt(r['policy_norm'])} / {fmt(r['policy_mean_grad_norm'])} / {fmt(r['policy_noise_level'])} | "
+            + " | ".join(f"{fmt(r[f'{t}_norm'])} / {fmt(r[f'{t}_mean_grad_norm'])}" for t in TERMS[1:])
             + f" | {ratio:.2f} |"
         )
     runs = sorted({r["rollouts"] for r in lines})
