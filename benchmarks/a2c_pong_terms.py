@@ -126,7 +126,7 @@ def write_result(lines: list[dict]) -> None:
         "policy / entropy, norms of the means |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in lines:
+    for r in sorted(lines, key=lambda r: (r["step"] is not None, r["label"], r["step"] or 0)):
         step = "—" if r["step"] is None else f"{r['step']:,}"
         ratio = r["policy_mean_grad_norm"] / max(r["entropy_mean_grad_norm"], 1e-12)
         rows.append(
