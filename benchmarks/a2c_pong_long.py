@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.machine import describe, machine_info
-from benchmarks.pong_summary import RECORDS as A3C_RECORDS
-from benchmarks.pong_summary import WINDOW, finish_figure, first_reach, rolling_mean
+from benchmarks.pong_summary import WINDOW, finish_figure, first_reach, plot_a3c_seeds, rolling_mean
 from benchmarks.suite import BENCH_DIR
 from benchmarks.suites.a2c import FACTORS
 from benchmarks.summary import read_scalars
@@ -160,11 +159,7 @@ def plot(records: list) -> None:
             label="defaults (earlier 3M run)",
         )
         axes[1].plot([s / 1e6 for s, _ in entropy], [v for _, v in entropy], color="black", linewidth=1, alpha=0.5)
-    for i, path in enumerate(sorted(A3C_RECORDS.glob("seed*.json"))):  # A3C's 3 seeds, for comparison
-        train = json.loads(path.read_text())["curves"]["train"]
-        label = "a3c_pong_hogwild.py, 2 processes (3 seeds)" if i == 0 else None
-        rolling = rolling_mean([v for _, _, v in train])
-        axes[0].plot([p[0] / 1e6 for p in train], rolling, color="grey", linestyle=":", linewidth=1, label=label)
+    plot_a3c_seeds(axes[0])  # A3C's 3 seeds against steps, for comparison
     axes[1].axhline(math.log(6), color="black", linestyle="--", linewidth=1)
     axes[1].set_xlabel("agent steps (millions, all games)")
     axes[1].set_ylabel("policy entropy (50k-step mean; dashed: uniform, ln 6)")

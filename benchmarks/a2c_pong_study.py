@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.machine import describe
-from benchmarks.pong_summary import RECORDS as A3C_RECORDS
-from benchmarks.pong_summary import TARGET, WINDOW, finish_figure, first_reach, rolling_mean
+from benchmarks.pong_summary import TARGET, WINDOW, finish_figure, first_reach, plot_a3c_seeds, rolling_mean
 from benchmarks.suite import BENCH_DIR
 from benchmarks.suites.a2c import STUDY
 from benchmarks.summary import read_scalars
@@ -130,11 +129,7 @@ def plot(records: dict) -> None:
         name = " ".join(STUDY.get(label, ["defaults"]))
         for ax, col, scale in ((axes[0], 0, 1e6), (axes[1], 1, 60.0)):
             ax.plot([p[col] / scale for p in train], rolling, label=name, linewidth=2 if label == "defaults" else 1)
-    for i, path in enumerate(sorted(A3C_RECORDS.glob("seed*.json"))):  # A3C's 3 seeds, for comparison
-        train = json.loads(path.read_text())["curves"]["train"]
-        label = "a3c_pong_hogwild.py, 2 processes (3 seeds)" if i == 0 else None
-        rolling = rolling_mean([v for _, _, v in train])
-        axes[0].plot([p[0] / 1e6 for p in train], rolling, color="grey", linestyle=":", linewidth=1, label=label)
+    plot_a3c_seeds(axes[0])  # A3C's 3 seeds against steps, for comparison
     xlabels, ylabel = (
         ["agent steps (millions, all games)", "wall time (minutes)"],
         "Pong score, 20-game mean (whole games)",

@@ -63,7 +63,7 @@ def measure(a2c, agent, run_args: dict, rollouts: int, seed: int) -> dict:
     games = a2c.AtariGames(ENV_ID, num_envs, "ale", seed, int(run_args["frame_size"]))
     storage = a2c.make_storage(num_steps, num_envs, cpu)
     next_obs, state = torch.as_tensor(games.reset()), agent.initial_state(num_envs, cpu)
-    params = [p for p in agent.parameters()]
+    params = list(agent.parameters())
     sums = {term: torch.zeros(sum(p.numel() for p in params)) for term in TERMS}
     norms = {term: [] for term in TERMS}
     entropies, advantages, scores = [], [], deque(maxlen=1000)

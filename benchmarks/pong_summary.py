@@ -97,6 +97,16 @@ def rolling_mean(values: list) -> list:
     return [float(np.mean(values[max(0, i - WINDOW + 1) : i + 1])) for i in range(len(values))]
 
 
+def plot_a3c_seeds(ax) -> None:
+    """The A3C Pong seeds' training 20-game means against agent steps (millions), dotted grey: the
+    comparison in the A2C Pong plots."""
+    for i, path in enumerate(sorted(RECORDS.glob("seed*.json"))):
+        train = json.loads(path.read_text())["curves"]["train"]
+        label = "a3c_pong_hogwild.py, 2 processes (3 seeds)" if i == 0 else None
+        rolling = rolling_mean([v for _, _, v in train])
+        ax.plot([p[0] / 1e6 for p in train], rolling, color="grey", linestyle=":", linewidth=1, label=label)
+
+
 def finish_figure(fig, axes, xlabels: list, ylabel: str, legend_ax, title: str, name: str, **legend) -> None:
     """The target score as a dashed line, the axis labels, a light grid, the legend and the title;
     saved as `benchmarks/plots/<name>`."""
