@@ -157,9 +157,7 @@ def main() -> None:
     if args.play:
         play_saved(args, stop, obs_dim, num_actions)
         sys.exit(130 if stop.requested else 0)
-    demos = None
-    if args.expert_data is not None:
-        demos = load_demonstrations(args.expert_data, obs_dim, num_actions, args.num_expert_episodes)
+    demos = None if args.expert_data is None else load_demonstrations(args, obs_dim, num_actions)
     args.batch_size = int(args.num_envs * args.num_steps)
     args.minibatch_size = int(args.batch_size // args.num_minibatches)
     run_name = make_run_dir(args)
@@ -180,16 +178,10 @@ def main() -> None:
         )
         expert_return = np.mean(expert_evaluation[eval_mode][0])
     else:
-        obs, actions, lengths = demos["obs"], demos["actions"], demos["episode_lengths"]
-        n, samples = args.num_expert_episodes, args.num_expert_samples
-        expert_obs, expert_actions = select_demonstrations(obs, actions, lengths, n, samples, args.seed)
-        expert_return = float("nan") if demos["episode_returns"] is None else np.mean(demos["episode_returns"])
+        expert_obs, expert_actions, expert_return, _ = demos
     writer.add_scalar("charts/expert_return", expert_return, 0)
-    source = (
-        f"the expert's {eval_mode} return over {args.final_eval_episodes} evaluation episodes"
-        if demos is None
-        else "the file's return"
-    )
+    evaluated = f"the expert's {eval_mode} return over {args.final_eval_episodes} evaluation episodes"
+    source = evaluated if demos is None else "the file's return"
     print(f"cloning {len(expert_actions)} expert state-action pairs ({source}: {expert_return:.1f})")
 
     # env setup (BC never acts while it learns; environments are only made to evaluate it)
@@ -503,10 +495,14 @@ def train_expert(args, run_name: str, writer, device, stop) -> Agent:
     steps, stopped once it reaches `expert_target_return`. Its curves are logged as `expert/charts/...` and
     `expert/losses/...` so that they do not mix with the imitator's."""
     writer = TagPrefix(writer, "expert")
+
+    # env setup
     envs = make_vector_env(args, run_name)
     obs_dim, num_actions = int(np.prod(envs.single_observation_space.shape)), int(envs.single_action_space.n)
     agent = Agent(obs_dim, num_actions).to(device)
     optimizer = optim.Adam(agent.parameters(), lr=args.expert_learning_rate, eps=1e-5)
+
+    # storage
     storage = make_storage(args.num_steps, args.num_envs, obs_dim, device)
     envs.action_space.seed(args.seed)
     obs, _ = envs.reset(seed=args.seed)
@@ -645,11 +641,13 @@ def select_demonstrations(obs, actions, episode_lengths, num_episodes: int, num_
     return obs, actions
 
 
-def load_demonstrations(path: str, obs_dim: int, num_actions: int, num_episodes: int) -> dict:
-    """Read and check an `--expert-data` file; every problem is a one-line user error. The file is an `.npz` with
+def load_demonstrations(args, obs_dim: int, num_actions: int):
+    """Read and check the `--expert-data` file; every problem is a one-line user error. The file is an `.npz` with
     `obs` (N x obs_dim, float32), `actions` (N, int64) and optionally `episode_returns` (float32, one per episode)
-    and `episode_lengths` (int64, summing to N). Of its pairs (its first `--num-expert-episodes` episodes when
-    `episode_lengths` is given), `--num-expert-samples` are drawn without replacement (0 or -1: all)."""
+    and `episode_lengths` (int64, summing to N). Returns the pairs of its first `--num-expert-episodes` episodes
+    (all when lengths are not given), `--num-expert-samples` of them drawn without replacement (0 or -1: all),
+    the mean return of its episodes (nan if not given) and the lengths of the episodes used (None)."""
+    path, num_episodes = args.expert_data, args.num_expert_episodes
     flag = f"--expert-data {path!r}"
     if not os.path.isfile(path):
         fail(f"{flag}: no such file")
@@ -680,12 +678,10 @@ def load_demonstrations(path: str, obs_dim: int, num_actions: int, num_episodes:
     returns = demos.get("episode_returns")
     if returns is not None and (returns.ndim != 1 or not np.issubdtype(returns.dtype, np.number)):
         fail(f"{flag}: 'episode_returns' must be a 1-D numeric array")
-    return {
-        "obs": obs.astype(np.float32),
-        "actions": actions.astype(np.int64),
-        "episode_returns": None if returns is None else returns.astype(np.float32),
-        "episode_lengths": None if lengths is None else lengths.astype(np.int64),
-    }
+    obs, actions = select_demonstrations(obs, actions, lengths, num_episodes, args.num_expert_samples, args.seed)
+    mean_return = float("nan") if returns is None else float(np.mean(returns.astype(np.float32)))
+    lengths = None if lengths is None else lengths[:num_episodes].astype(np.int64)
+    return obs.astype(np.float32), actions.astype(np.int64), mean_return, lengths
 
 
 # ----------------------------------------------------------------------------------------------
@@ -982,14 +978,13 @@ def play_saved(args: Args, stop: StopFlag, obs_dim: int, num_actions: int) -> No
     """`--play`: the saved policy (or a saved `expert.pt`) plays `--eval-episodes` whole episodes;
     nothing is written but videos."""
     saved = load_saved(args.play, args.env_id)
-    network = (
-        Agent(obs_dim, num_actions) if saved.get("expert") else PolicyNet(obs_dim, args.bc_hidden_dim, num_actions)
-    )
+    expert = saved.get("expert", False)
+    network = Agent(obs_dim, num_actions) if expert else PolicyNet(obs_dim, args.bc_hidden_dim, num_actions)
     try:
         network.load_state_dict(saved["model"])
     except RuntimeError as e:  # another network shape
         fail(f"{args.play!r} does not fit this env's network (or --bc-hidden-dim): {e}")
-    policy = network.actor if saved.get("expert") else network
+    policy = network.actor if expert else network
     video_folder = f"videos/{make_run_name(args)}__play" if args.capture_video else None
     episodes = run_episodes(
         policy.eval(), args.env_id, args.eval_episodes, args.seed, "cpu", args.greedy, video_folder, stop

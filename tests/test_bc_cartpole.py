@@ -62,15 +62,23 @@ def test_demonstrations_file_round_trip(bc, tmp_path):
     obs, actions = rng.normal(size=(7, 4)), rng.integers(0, 2, size=7)
     path = str(tmp_path / "demos.npz")
     bc.save_demonstrations(path, obs, actions, [12.0, 30.0], [3, 4])
-    demos = bc.load_demonstrations(path, obs_dim=4, num_actions=2, num_episodes=2)
-    assert demos["obs"].dtype == np.float32 and demos["actions"].dtype == np.int64
-    np.testing.assert_allclose(demos["obs"], obs.astype(np.float32))
-    assert demos["actions"].tolist() == actions.tolist()
-    assert demos["episode_returns"].tolist() == [12.0, 30.0] and demos["episode_lengths"].tolist() == [3, 4]
-    # optional keys may be missing
+    both = bc.Args(expert_data=path, num_expert_episodes=2, num_expert_samples=0)
+    o, a, mean_return, lengths = bc.load_demonstrations(both, obs_dim=4, num_actions=2)
+    assert o.dtype == np.float32 and a.dtype == np.int64
+    np.testing.assert_allclose(o, obs.astype(np.float32))
+    assert a.tolist() == actions.tolist() and mean_return == 21.0 and lengths.tolist() == [3, 4]
+    # the first episode only; then 2 of its 3 pairs; the mean return stays the file's
+    first = bc.Args(expert_data=path, num_expert_episodes=1, num_expert_samples=0)
+    o, a, mean_return, lengths = bc.load_demonstrations(first, obs_dim=4, num_actions=2)
+    assert a.tolist() == actions[:3].tolist() and mean_return == 21.0 and lengths.tolist() == [3]
+    two = bc.Args(expert_data=path, num_expert_episodes=1, num_expert_samples=2, seed=3)
+    o, a, _, _ = bc.load_demonstrations(two, obs_dim=4, num_actions=2)
+    assert len(a) == 2 and {tuple(r) for r in o.tolist()} <= {tuple(r) for r in obs[:3].astype(np.float32).tolist()}
+    # optional keys may be missing: all pairs of an unknown number of episodes, no return
     np.savez(path, obs=obs.astype(np.float32), actions=actions.astype(np.int64))
-    demos = bc.load_demonstrations(path, obs_dim=4, num_actions=2, num_episodes=5)
-    assert demos["episode_returns"] is None and demos["episode_lengths"] is None and len(demos["actions"]) == 7
+    many = bc.Args(expert_data=path, num_expert_episodes=5, num_expert_samples=0)
+    o, a, mean_return, lengths = bc.load_demonstrations(many, obs_dim=4, num_actions=2)
+    assert np.isnan(mean_return) and lengths is None and len(a) == 7
 
 
 def write_bad_files(tmp: Path) -> dict:
@@ -103,9 +111,8 @@ def write_bad_files(tmp: Path) -> dict:
 def test_bad_demonstration_files_fail_with_one_line(bc, tmp_path):
     for name, path in write_bad_files(tmp_path).items():
         episodes = 2 if "episodes" in name else 1
-        message = raises_user_error(
-            bc, lambda: bc.load_demonstrations(str(path), obs_dim=4, num_actions=2, num_episodes=episodes)
-        )
+        args = bc.Args(expert_data=str(path), num_expert_episodes=episodes)
+        message = raises_user_error(bc, lambda: bc.load_demonstrations(args, obs_dim=4, num_actions=2))
         assert message.startswith("--expert-data"), (name, message)
 
 
