@@ -222,3 +222,57 @@ def test_a2c_pong_terms_add_up_to_the_loss_gradient():
     uniform, zeros = torch.zeros(5, 3, 6, requires_grad=True), torch.zeros(5, 3, requires_grad=True)
     grads, _ = terms.term_gradients(a2c, [uniform, zeros], uniform, zeros, actions, returns, run_args)
     assert torch.linalg.vector_norm(grads["entropy"]) < 1e-7 < torch.linalg.vector_norm(grads["policy"])
+
+
+def a2c_updates(a2c, agent, updates: int, scale: float, clip: float, eps: float) -> list:
+    """`updates` Adam steps of the script's loss times `scale` on seeded random rollouts of 5 steps x 8 games,
+    the gradient clipped at `clip`: the gradient norms of the loss itself."""
+    import torch
+
+    defaults, norms = a2c.Args(), []
+    optimizer = torch.optim.Adam(agent.parameters(), lr=defaults.learning_rate, eps=eps, fused=True)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(updates):
+        obs = torch.randint(0, 256, (5, 8, 4, 84, 84), dtype=torch.uint8, generator=generator)
+        actions, returns = torch.randint(0, 6, (5, 8), generator=generator), torch.randn(5, 8, generator=generator)
+        state, all_logits, all_values = agent.initial_state(8, "cpu"), [], []
+        for t in range(5):
+            logits, value, state = agent.step(obs[t], state)
+            all_logits.append(logits)
+            all_values.append(value)
+        logits, values = torch.stack(all_logits), torch.stack(all_values)
+        loss = a2c.a2c_loss(logits, values, actions, returns, defaults.ent_coef, defaults.vf_coef)[0]
+        optimizer.zero_grad()
+        (scale * loss).backward()
+        norms.append(torch.nn.utils.clip_grad_norm_(agent.parameters(), clip).item() / scale)
+        optimizer.step()
+    return norms
+
+
+def test_a2c_summed_losses_factor_is_the_clip_over_the_batch():
+    """The `summed-losses` factor of benchmarks/suites/a2c.py runs the script's averaged loss with its gradient
+    clip divided by the rollout's 5 x 8 steps: under Adam that trains as the loss summed over the rollout
+    (a3c_pong_hogwild.py's) with the default clip, exactly when Adam's eps is divided too, and nearly with the
+    script's eps (1e-8, a damping of the smallest gradients)."""
+    import copy
+
+    import torch
+
+    from benchmarks import a2c_pong_terms as terms
+    from benchmarks.suites.a2c import FACTORS
+
+    a2c = terms.load_a2c()
+    defaults, eps = a2c.Args(), 1e-8
+    steps = defaults.num_steps * defaults.num_envs
+    assert FACTORS["summed-losses"] == ["--max-grad-norm", str(defaults.max_grad_norm / steps)]
+    torch.manual_seed(0)
+    start = a2c.Agent(6)
+    summed, averaged, averaged_eps = copy.deepcopy(start), copy.deepcopy(start), copy.deepcopy(start)
+    norms = a2c_updates(a2c, summed, 3, steps, defaults.max_grad_norm, eps)
+    assert min(norms) > defaults.max_grad_norm / steps  # every update is clipped
+    assert a2c_updates(a2c, averaged, 3, 1, defaults.max_grad_norm / steps, eps / steps) == pytest.approx(norms, 1e-5)
+    nearly = a2c_updates(a2c, averaged_eps, 3, 1, defaults.max_grad_norm / steps, eps)
+    assert nearly == pytest.approx(norms, 1e-2) and nearly != pytest.approx(norms, 1e-6)
+    for a, b, c in zip(summed.parameters(), averaged.parameters(), start.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
+    assert sum((a - c).abs().sum() for a, c in zip(summed.parameters(), start.parameters())) > 0

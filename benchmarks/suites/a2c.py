@@ -25,6 +25,9 @@ FACTORS = {
     "rmsprop-7e-4-16-envs": ["--optimizer", "rmsprop", "--learning-rate", "7e-4", "--num-envs", "16"],  # usual A2C
     "actor-init-0.01": ["--actor-init-std", "0.01"],  # a3c_pong_hogwild.py's actor head scale
     "frame-size-42": ["--frame-size", "42"],  # a3c_pong_hogwild.py's frame size (4 stacked, not normalised)
+    # a3c_pong_hogwild.py's losses summed over the rollout instead of averaged: 5 steps x 8 games, 40x the gradient.
+    # Adam's step ignores the loss scale (but for its eps) and the clip does not: 40x the loss is the clip / 40
+    "summed-losses": ["--max-grad-norm", str(0.5 / 40)],
 }
 
 SUITES = {
