@@ -393,23 +393,24 @@ def test_pages_name_what_they_check():
 
 
 def test_reading_figures_are_what_the_command_prints():
-    """docs/reading-order.md gives `python -m benchmarks.reading`'s current figures: the table's row of
-    each script, where BC's policy and GAIL's discriminator start, and the two diffs against ppo."""
+    """docs/reading-order.md and the README give `python -m benchmarks.reading`'s current figures: the table's
+    row of each script, where BC's policy and GAIL's discriminator start, and the two diffs against ppo."""
     sys.path.insert(0, str(ROOT))
     from benchmarks.reading import changed_lines, figures
 
-    text = (DOCS / "reading-order.md").read_text(encoding="utf-8")
-    for script in SCRIPTS:
-        f = figures(ROOT / script)
-        row = f"| `{script}` | {f['lines']} | {f['loop']} | {f['plumbing']} | {f['reversals']} |"
-        assert row in text, f"docs/reading-order.md: no row {row!r}: rerun python -m benchmarks.reading"
     policy, discriminator = (
         figures(ROOT / s)["defined"][n]
         for s, n in [("bc_cartpole.py", "PolicyNet"), ("gail_cartpole.py", "Discriminator")]
     )
-    assert f"`PolicyNet` starts at line {policy} and GAIL's `Discriminator` at line {discriminator}." in text
     bc, gail = (changed_lines(ROOT / "ppo_discrete.py", ROOT / s) for s in ("bc_cartpole.py", "gail_cartpole.py"))
-    assert f"bc_cartpole.py` changes {bc} lines and `diff ppo_discrete.py gail_cartpole.py` {gail}:" in text
+    for page in (DOCS / "reading-order.md", ROOT / "README.md"):
+        text = page.read_text(encoding="utf-8")
+        for script in SCRIPTS:
+            f = figures(ROOT / script)
+            row = f"| `{script}` | {f['lines']} | {f['loop']} | {f['plumbing']} | {f['reversals']} |"
+            assert row in text, f"{page.name}: no row {row!r}: rerun python -m benchmarks.reading"
+        assert f"`PolicyNet` starts at line {policy} and GAIL's `Discriminator` at line {discriminator}." in text
+        assert f"bc_cartpole.py` changes {bc} lines and `diff ppo_discrete.py gail_cartpole.py` {gail}:" in text
 
 
 @pytest.mark.skipif(
