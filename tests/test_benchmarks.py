@@ -194,6 +194,19 @@ def test_a2c_pong_long_table_by_hand(tmp_path):
     assert cells[3:6] == ["0.22M", "0.31M", "0.40M"]
 
 
+def unroll(agent, obs):
+    """The a2c agent's logits and values over a rollout of frames `obs` (steps x games x 4 x 84 x 84),
+    from a zero LSTM state."""
+    import torch
+
+    state, all_logits, all_values = agent.initial_state(obs.shape[1], "cpu"), [], []
+    for frames in obs:
+        logits, value, state = agent.step(frames, state)
+        all_logits.append(logits)
+        all_values.append(value)
+    return torch.stack(all_logits), torch.stack(all_values)
+
+
 def test_a2c_pong_terms_add_up_to_the_loss_gradient():
     """The per-term gradients of benchmarks/a2c_pong_terms.py are the script's loss split in three: they add
     up to the gradient of `a2c_loss` with the run's coefficients; the entropy term vanishes at a uniform policy."""
@@ -205,13 +218,7 @@ def test_a2c_pong_terms_add_up_to_the_loss_gradient():
     torch.manual_seed(0)
     agent = a2c.Agent(6)
     params = list(agent.parameters())
-    obs = torch.randint(0, 256, (5, 3, 4, 84, 84), dtype=torch.uint8)
-    state, all_logits, all_values = agent.initial_state(3, "cpu"), [], []
-    for t in range(5):
-        logits, value, state = agent.step(obs[t], state)
-        all_logits.append(logits)
-        all_values.append(value)
-    logits, values = torch.stack(all_logits), torch.stack(all_values)
+    logits, values = unroll(agent, torch.randint(0, 256, (5, 3, 4, 84, 84), dtype=torch.uint8))
     actions, returns = torch.randint(0, 6, (5, 3)), torch.randn(5, 3)
     run_args = {"vf_coef": 0.5, "ent_coef": 0.02}
     loss = a2c.a2c_loss(logits, values, actions, returns, 0.02, 0.5)[0]
@@ -235,12 +242,7 @@ def a2c_updates(a2c, agent, updates: int, scale: float, clip: float, eps: float)
     for _ in range(updates):
         obs = torch.randint(0, 256, (5, 8, 4, 84, 84), dtype=torch.uint8, generator=generator)
         actions, returns = torch.randint(0, 6, (5, 8), generator=generator), torch.randn(5, 8, generator=generator)
-        state, all_logits, all_values = agent.initial_state(8, "cpu"), [], []
-        for t in range(5):
-            logits, value, state = agent.step(obs[t], state)
-            all_logits.append(logits)
-            all_values.append(value)
-        logits, values = torch.stack(all_logits), torch.stack(all_values)
+        logits, values = unroll(agent, obs)
         loss = a2c.a2c_loss(logits, values, actions, returns, defaults.ent_coef, defaults.vf_coef)[0]
         optimizer.zero_grad()
         (scale * loss).backward()
