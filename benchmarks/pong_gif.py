@@ -1,9 +1,11 @@
-"""The README's GIF: the pretrained A3C agent (right paddle) playing the end of a Pong game.
+"""The README's GIFs: a pretrained Pong agent (right paddle) playing the end of a game.
 
-Plays one greedy game with `a3c_pong_hogwild.py --play MODEL --capture-video` (nothing else is
-written), then keeps every second frame of the last `--seconds` of the recording.
+Plays one greedy game with `<script>.py --play MODEL --capture-video`, the script that saved MODEL
+(a3c_pong_hogwild.py or a2c_atari_lstm.py; nothing else is written), then keeps every second frame of
+the last `--seconds` of the recording.
 
     python -m benchmarks.pong_gif pretrained/a3c_pong.pt pretrained/a3c_pong.gif
+    python -m benchmarks.pong_gif pretrained/a2c_pong.pt pretrained/a2c_pong.gif
 """
 
 import argparse
@@ -12,6 +14,8 @@ import sys
 import tempfile
 from collections import deque
 from pathlib import Path
+
+import torch
 
 from benchmarks.suite import ROOT
 
@@ -26,8 +30,11 @@ def main() -> None:
     import imageio.v2 as imageio
     from PIL import Image
 
+    script = torch.load(opts.model, map_location="cpu", weights_only=True).get("script")
+    if script not in ("a3c_pong_hogwild", "a2c_atari_lstm"):
+        sys.exit(f"{opts.model}: not a saved model of a3c_pong_hogwild.py or a2c_atari_lstm.py (its script: {script})")
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, str(ROOT / "a3c_pong_hogwild.py"), "--play", str(Path(opts.model).resolve())]
+        command = [sys.executable, str(ROOT / f"{script}.py"), "--play", str(Path(opts.model).resolve())]
         command += ["--eval-episodes", "1", "--capture-video", "--seed", str(opts.seed)]
         played = subprocess.run(command, cwd=tmp, capture_output=True, text=True)
         print(played.stdout.strip())
