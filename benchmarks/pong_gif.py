@@ -30,7 +30,8 @@ def main() -> None:
     import imageio.v2 as imageio
     from PIL import Image
 
-    script = torch.load(opts.model, map_location="cpu", weights_only=True).get("script")
+    saved = torch.load(opts.model, map_location="cpu", weights_only=True)
+    script = saved.get("script") if isinstance(saved, dict) else None
     if script not in ("a3c_pong_hogwild", "a2c_atari_lstm"):
         sys.exit(f"{opts.model}: not a saved model of a3c_pong_hogwild.py or a2c_atari_lstm.py (its script: {script})")
     with tempfile.TemporaryDirectory() as tmp:
