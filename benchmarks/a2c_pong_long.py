@@ -1,9 +1,11 @@
-"""A2C on Pong, the long runs: the article's defaults to the script's 10M steps, and one factor at a
-time against them to 3M steps (the factors of `benchmarks/suites/a2c.py`, seed 1 each).
+"""A2C on Pong, the long runs: the article's defaults to the script's 10M steps, one factor at a time
+against them to 3M steps, and candidate new defaults to 10M (the factors and candidates of
+`benchmarks/suites/a2c.py`, seed 1 each).
 
-Reads the runs of `python -m benchmarks run a2c_pong_10m --workers 1` and `python -m benchmarks run
-a2c_pong_factors --workers 1` (run, or carried on with `--resume`, in their directories under
-`benchmarks/runs/`; a run that was stopped counts up to its last logged step) and writes:
+Reads the runs of `python -m benchmarks run a2c_pong_10m --workers 1`, `python -m benchmarks run
+a2c_pong_factors --workers 1` and `python -m benchmarks run a2c_pong_candidates --workers 1` (run, or
+carried on with `--resume`, in their directories under `benchmarks/runs/`; a run that was stopped
+counts up to its last logged step) and writes:
 - a compact record per run, `benchmarks/records/a2c_pong_long/<label>.json`: every whole game's
   (step, score), and per 50k steps the mean policy entropy, the median gradient norm before the clip
   and the mean explained variance of the critic;
@@ -25,18 +27,27 @@ import numpy as np
 from benchmarks.machine import describe, machine_info
 from benchmarks.pong_summary import WINDOW, finish_figure, first_reach, plot_a3c_seeds, rolling_mean
 from benchmarks.suite import BENCH_DIR
-from benchmarks.suites.a2c import FACTORS
+from benchmarks.suites.a2c import CANDIDATES, FACTORS
 from benchmarks.summary import read_scalars
 
 ENV = "PongNoFrameskip-v4"
 RUNS = {"defaults": BENCH_DIR / "runs" / "a2c_pong_10m" / "a2c_atari_lstm" / ENV / "seed1"}
 RUNS.update({label: BENCH_DIR / "runs" / "a2c_pong_factors" / label / ENV / "seed1" for label in FACTORS})
-BUDGETS = {"defaults": 10_000_000, **{label: 3_000_000 for label in FACTORS}}
+RUNS.update({label: BENCH_DIR / "runs" / "a2c_pong_candidates" / label / ENV / "seed1" for label in CANDIDATES})
+BUDGETS = {
+    "defaults": 10_000_000,
+    **{label: 3_000_000 for label in FACTORS},
+    **{label: 10_000_000 for label in CANDIDATES},
+}
+CHANGES = {**FACTORS, **CANDIDATES}
 RECORDS = BENCH_DIR / "records" / "a2c_pong_long"
 SHORT_RUN = BENCH_DIR / "records" / "a2c_pong_curves" / "defaults.json"  # the earlier 3M-step default run
-COMMAND = (
-    "python -m benchmarks run a2c_pong_10m --workers 1 && python -m benchmarks run a2c_pong_factors --workers 1 "
-    "&& python -m benchmarks.a2c_pong_long"
+COMMAND = " && ".join(
+    [
+        f"python -m benchmarks run {suite} --workers 1"
+        for suite in ("a2c_pong_10m", "a2c_pong_factors", "a2c_pong_candidates")
+    ]
+    + ["python -m benchmarks.a2c_pong_long"]
 )
 AT = [500_000, 1_000_000, 1_500_000, 2_000_000, 2_500_000, 3_000_000, 5_000_000, 10_000_000]
 ENTROPY_AT = [500_000, 1_000_000, 2_000_000, 3_000_000, 5_000_000, 10_000_000]
@@ -57,7 +68,7 @@ def read_run(label: str, run_dir: Path) -> dict:
     last = max((points[-1][0] for points in scalars.values() if points), default=0)
     return {
         "label": label,
-        "flags": FACTORS.get(label, []),
+        "flags": CHANGES.get(label, []),
         "budget": BUDGETS[label],
         "last_step": last,
         "train": scalars.get("charts/episodic_return", []),
@@ -120,7 +131,7 @@ def main() -> None:
     ]
     lines += [row(record) for record in records]
     text = (
-        f"## A2C on Pong: the defaults to 10M steps, one factor at a time to 3M\n\n`{COMMAND}`\n\n"
+        f"## A2C on Pong: the defaults to 10M steps, one factor at a time to 3M, candidates to 10M\n\n`{COMMAND}`\n\n"
         + "\n".join(lines)
         + "\n\nTraining 20-game mean: the mean score of the last 20 whole games (random play: about -20.5). "
         "Entropy: the mean of `losses/entropy` (uniform over Pong's 6 actions: ln 6 = 1.792). A stopped run "

@@ -8,7 +8,7 @@ from benchmarks.suite import Suite
 
 STEPS = 2_000_000
 # the Pong runs take hours on 2 cores: `python -m benchmarks all` leaves them out
-NOT_IN_ALL = {"a2c_pong", "a2c_pong_study", "a2c_pong_10m", "a2c_pong_factors"}
+NOT_IN_ALL = {"a2c_pong", "a2c_pong_study", "a2c_pong_10m", "a2c_pong_factors", "a2c_pong_candidates"}
 
 # the one-flag changes of the Pong study: label -> flags
 STUDY = {
@@ -28,6 +28,13 @@ FACTORS = {
     # a3c_pong_hogwild.py's losses summed over the rollout instead of averaged: 5 steps x 8 games, 40x the gradient.
     # Adam's step ignores the loss scale (but for its eps) and the clip does not: 40x the loss is the clip / 40
     "summed-losses": ["--max-grad-norm", str(0.5 / 40)],
+}
+
+# changes run from scratch to the defaults' full 10M budget: a new default must reach 18 markedly sooner
+CANDIDATES = {
+    # past 4M steps the defaults' entropy stays at 1.66-1.72 (uniform: 1.79) while the score creeps up: half the
+    # entropy weight, A3C's weight relative to its policy term and the usual A2C value
+    "ent-coef-0.01": ["--ent-coef", "0.01"],
 }
 
 SUITES = {
@@ -80,5 +87,16 @@ SUITES = {
             thresholds={"PongNoFrameskip-v4": 18},
         )
         for label, change in FACTORS.items()
+    ],
+    "a2c_pong_candidates": [
+        Suite(
+            label,
+            "a2c_atari_lstm.py",
+            ["PongNoFrameskip-v4"],
+            [1],
+            args=["--total-timesteps", "10000000", "--checkpoint-interval", "250000", "--save-model", *change],
+            thresholds={"PongNoFrameskip-v4": 18},
+        )
+        for label, change in CANDIDATES.items()
     ],
 }
