@@ -37,6 +37,23 @@ CANDIDATES = {
     "ent-coef-0.01": ["--ent-coef", "0.01"],
 }
 
+
+def long_pong_runs(changes: dict, steps: int) -> list:
+    """A checkpointed Pong run of seed 1 per change (label -> flags), saved and evaluated at the end."""
+    args = ["--total-timesteps", str(steps), "--checkpoint-interval", "250000", "--save-model"]
+    return [
+        Suite(
+            label,
+            "a2c_atari_lstm.py",
+            ["PongNoFrameskip-v4"],
+            [1],
+            args=[*args, *change],
+            thresholds={"PongNoFrameskip-v4": 18},
+        )
+        for label, change in changes.items()
+    ]
+
+
 SUITES = {
     "a2c": [
         Suite(
@@ -67,36 +84,7 @@ SUITES = {
         for label, change in STUDY.items()
     ],
     # the defaults to the script's full budget, checkpointed every 250k steps so that `--resume` carries it on
-    "a2c_pong_10m": [
-        Suite(
-            "a2c_atari_lstm",
-            "a2c_atari_lstm.py",
-            ["PongNoFrameskip-v4"],
-            [1],
-            args=["--total-timesteps", "10000000", "--checkpoint-interval", "250000", "--save-model"],
-            thresholds={"PongNoFrameskip-v4": 18},
-        ),
-    ],
-    "a2c_pong_factors": [
-        Suite(
-            label,
-            "a2c_atari_lstm.py",
-            ["PongNoFrameskip-v4"],
-            [1],
-            args=["--total-timesteps", "3000000", "--checkpoint-interval", "250000", "--save-model", *change],
-            thresholds={"PongNoFrameskip-v4": 18},
-        )
-        for label, change in FACTORS.items()
-    ],
-    "a2c_pong_candidates": [
-        Suite(
-            label,
-            "a2c_atari_lstm.py",
-            ["PongNoFrameskip-v4"],
-            [1],
-            args=["--total-timesteps", "10000000", "--checkpoint-interval", "250000", "--save-model", *change],
-            thresholds={"PongNoFrameskip-v4": 18},
-        )
-        for label, change in CANDIDATES.items()
-    ],
+    "a2c_pong_10m": long_pong_runs({"a2c_atari_lstm": []}, 10_000_000),
+    "a2c_pong_factors": long_pong_runs(FACTORS, 3_000_000),
+    "a2c_pong_candidates": long_pong_runs(CANDIDATES, 10_000_000),
 }
