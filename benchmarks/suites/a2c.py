@@ -32,7 +32,7 @@ FACTORS = {
 
 # changes run from scratch to the defaults' full 10M budget: a new default must reach 18 markedly sooner
 CANDIDATES = {
-    # past 4M steps the defaults' entropy stays at 1.66-1.72 (uniform: 1.79) while the score creeps up: half the
+    # past 4M steps the defaults' entropy stays at 1.65-1.72 (uniform: 1.79) while the score creeps up: half the
     # entropy weight, A3C's weight relative to its policy term and the usual A2C value
     "ent-coef-0.01": ["--ent-coef", "0.01"],
 }
