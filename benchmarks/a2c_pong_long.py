@@ -105,10 +105,10 @@ def row(record: dict) -> str:
     )
     flags = " ".join(record["flags"]) or "(the article's defaults)"
     done = "done" if record["last_step"] >= record["budget"] else "stopped, to be resumed"
-    greedy = f"{np.mean(record['eval']):.1f}" if record["eval"] else "—"
+    sampled = f"{np.mean(record['eval']):.1f}" if record["eval"] else "—"
     return (
         f"| {flags} | {record['last_step']:,} of {record['budget'] / 1e6:g}M ({done}) | {means} | "
-        f"{' | '.join(reach)} | {entropy} | {norms} | {greedy} |"
+        f"{' | '.join(reach)} | {entropy} | {norms} | {sampled} |"
     )
 
 
@@ -126,7 +126,7 @@ def main() -> None:
         f"| run (seed 1) | steps run | training 20-game mean at {at} | "
         + " | ".join(f"first 20-game mean >= {level:g}" for level in LEVELS)
         + f" | policy entropy, the 50k steps before {at_entropy} | median grad norm before the clip, same bins "
-        "| saved model, greedy games |",
+        "| saved model, 10 games sampled from its policy |",
         "|---|---|---|" + "---|" * len(LEVELS) + "---|---|---|",
     ]
     lines += [row(record) for record in records]

@@ -5,7 +5,7 @@ Reads the runs of `python -m benchmarks run a2c_pong --workers 1` (the defaults,
 same seed), and writes:
 - a compact record per run, `benchmarks/records/a2c_pong_curves/<label>.json`: every whole game's
   (step, seconds since the start, score), the logged `losses/entropy` and `losses/grad_norm` (the norm
-  before clipping) and the final greedy games of the saved model;
+  before clipping) and the scores of the saved model's final games (sampled from its policy);
 - `benchmarks/results/a2c_pong.md`: for each run the training 20-game mean at 250k, 500k, 750k (and
   for the long run 1.5M and 3M) steps, the first step and minute at which it reaches -18 (the first sign of learning) and 18, the policy
   entropy over the last 100k steps up to 750k, the share of updates whose gradient norm was above
@@ -79,11 +79,11 @@ def row(label: str, record: dict) -> str:
     norms = [v for s, v in record["grad_norm"] if s <= ENTROPY_TO]
     clipped = np.mean([n > clip_of(record) for n in norms]) if norms else math.nan
     sps = np.mean([v for _, v in record["sps"][len(record["sps"]) // 5 :]]) if record["sps"] else math.nan
-    greedy = f"{np.mean(record['eval']):.1f}" if record["eval"] else "—"
+    sampled = f"{np.mean(record['eval']):.1f}" if record["eval"] else "—"
     change = " ".join(STUDY.get(label, ["(the article's defaults)"]))
     return (
         f"| {change} | {means} | {' | '.join(reach)} | {np.mean(entropy):.3f} | {np.median(norms):.2f} | {clipped:.0%} "
-        f"| {greedy} | {sps:.0f} | {record['meta']['wall_s'] / 60:.0f} min |"
+        f"| {sampled} | {sps:.0f} | {record['meta']['wall_s'] / 60:.0f} min |"
     )
 
 
@@ -99,7 +99,7 @@ def main() -> None:
         + " | ".join(f"first 20-game mean >= {level:g}" for level in LEVELS)
         + " "
         f"| entropy at {ENTROPY_FROM // 1000}k-{ENTROPY_TO // 1000}k | median grad norm (before clip) "
-        "| updates above the clip | saved model, 10 greedy games | SPS | wall time |",
+        "| updates above the clip | saved model, 10 games sampled from its policy | SPS | wall time |",
         "|---|" + "---|" * (len(CHECKPOINTS) + len(LEVELS)) + "---|---|---|---|---|---|",
     ]
     lines += [row(label, record) for label, record in records.items()]

@@ -5,7 +5,7 @@ import re
 import pytest
 from conftest import ROOT, run_script
 
-PRETRAINED = [("a3c_pong_hogwild.py", "a3c_pong.pt")]
+PRETRAINED = [("a3c_pong_hogwild.py", "a3c_pong.pt"), ("a2c_atari_lstm.py", "a2c_pong.pt")]
 
 
 @pytest.mark.parametrize("script, model", PRETRAINED)
